@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` and `make test`.
+# Both install what they need first (scripts/setup.sh is idempotent).
+
+.PHONY: setup plugins build run test bench clean-state
+
+setup:
+	scripts/setup.sh
+
+plugins: setup
+	scripts/build-plugins.sh
+
+build: plugins
+	cargo build --release -p redback
+
+# The daemon on the embedded defaults of examples/quickstart.toml.
+run: build
+	target/release/redback serve --config examples/quickstart.toml
+
+# The whole test suite (what .ci/run runs).
+test: plugins
+	cargo test --release -p redback
+
+# Benchmarks that print tables with their references measured in the same run.
+bench: plugins
+	cargo bench -p redback --bench plugin_host
+
+clean-state:
+	rm -rf var

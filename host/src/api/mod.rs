@@ -1,0 +1,85 @@
+//! The REST API served by `redback serve` (axum).
+//!
+//! Owns: routes, JSON shapes and HTTP status codes. Must not: run backups
+//! or talk to plugins itself; it reads the daemon state it is handed.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::plugin::{LoadedPlugin, Refused};
+
+/// A plugin as the API and `plugin list --json` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub kind: crate::plugin::Kind,
+    pub implements: String,
+    pub sha256: String,
+    pub description: String,
+    pub capabilities: crate::plugin::manifest::Capabilities,
+    pub compiled: crate::plugin::Source,
+    pub load_ms: f64,
+}
+
+impl From<&LoadedPlugin> for PluginInfo {
+    fn from(p: &LoadedPlugin) -> Self {
+        let m = &p.manifest;
+        PluginInfo {
+            name: m.name.clone(),
+            kind: m.kind,
+            implements: m.implements.clone(),
+            sha256: m.sha256.clone(),
+            description: m.description.clone(),
+            capabilities: m.capabilities.clone(),
+            compiled: p.source,
+            load_ms: (p.load_time.as_secs_f64() * 1e4).round() / 10.0,
+        }
+    }
+}
+
+/// A configured storage and whether it opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageStatus {
+    pub name: String,
+    pub plugin: String,
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the daemon knows, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonState {
+    pub version: &'static str,
+    pub plugins: Vec<PluginInfo>,
+    pub refused_plugins: Vec<Refused>,
+    pub storages: Vec<StorageStatus>,
+}
+
+#[derive(Serialize)]
+struct Health<'a> {
+    /// `ok` when every plugin loaded and every storage opened, else `degraded`.
+    status: &'static str,
+    #[serde(flatten)]
+    state: &'a DaemonState,
+}
+
+async fn health(State(state): State<Arc<DaemonState>>) -> axum::Json<serde_json::Value> {
+    let degraded = !state.refused_plugins.is_empty() || state.storages.iter().any(|s| !s.ready);
+    let body = Health {
+        status: if degraded { "degraded" } else { "ok" },
+        state: &state,
+    };
+    axum::Json(serde_json::to_value(body).unwrap_or_default())
+}
+
+/// The router of the API.
+pub fn router(state: Arc<DaemonState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .with_state(state)
+}

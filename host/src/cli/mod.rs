@@ -1,0 +1,136 @@
+//! The command line: parses arguments (clap) and runs each command, either
+//! one-shot from a config file or as the daemon (`serve`).
+//!
+//! Owns: argument parsing, logging set-up, human and `--json` output, exit
+//! codes. Must not: hold logic another command or the API would need; that
+//! lives in the library modules it calls.
+
+mod plugin_cmd;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "redback",
+    version,
+    about = "Backs up and restores Redis; storage and provider semantics are WebAssembly plugins"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: load plugins, open storages, serve the REST API.
+    Serve {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Address of the REST API, overriding `daemon.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Inspect and check plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the plugins of the config's plugin directory, and the refused ones.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the storage conformance suite against a plugin folder or a
+    /// configured storage; exits non-zero if any check fails.
+    Check {
+        /// A plugin folder (plugin.toml + component).
+        #[arg(conflicts_with_all = ["config", "storage"], required_unless_present = "config")]
+        folder: Option<PathBuf>,
+        /// A setting for the plugin's `configure`, as in a [storage.NAME]
+        /// table (`root=/tmp/x`, `secret_key_env=VAR`, `allow_hosts=h1,h2`).
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "folder")]
+        set: Vec<String>,
+        /// Check a storage of this config instead of a folder.
+        #[arg(long, requires = "storage")]
+        config: Option<PathBuf>,
+        /// The storage of the config to check.
+        #[arg(long, requires = "config")]
+        storage: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => serve::run(&config, listen).await,
+            Command::Plugin {
+                command: PluginCommand::List { config, json },
+            } => plugin_cmd::list(&config, json).await,
+            Command::Plugin {
+                command:
+                    PluginCommand::Check {
+                        folder,
+                        set,
+                        config,
+                        storage,
+                        json,
+                    },
+            } => plugin_cmd::check(folder, set, config, storage, json).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("REDBACK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

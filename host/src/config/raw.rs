@@ -1,0 +1,268 @@
+//! The config file as serde reads it, and its validation into `Config`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::secrets::{Secret, looks_secret};
+use super::{
+    Config, ConfigError, DEFAULT_LISTEN, DaemonConfig, PluginOverrides, SettingValue, StorageConfig,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    plugins: BTreeMap<String, RawPlugin>,
+    #[serde(default)]
+    storage: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    listen: Option<String>,
+    plugin_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    sha256: Option<String>,
+    memory_mib: Option<u32>,
+    cpu_ms_per_call: Option<u64>,
+    call_timeout_secs: Option<u64>,
+}
+
+/// Keys of a `[storage.NAME]` table that the host reads itself.
+const HOST_KEYS: [&str; 3] = ["plugin", "allow_hosts", "root"];
+
+pub(super) fn validate(
+    raw: RawConfig,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        message,
+    };
+
+    let listen_text = raw.daemon.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text.parse().map_err(|_| {
+        invalid(
+            "daemon.listen".into(),
+            format!("`{listen_text}` is not an address; write IP:PORT, e.g. \"{DEFAULT_LISTEN}\""),
+        )
+    })?;
+    let daemon = DaemonConfig {
+        listen,
+        plugin_dir: base.join(raw.daemon.plugin_dir.unwrap_or_else(|| "plugins".into())),
+        state_dir: base.join(raw.daemon.state_dir.unwrap_or_else(|| "var".into())),
+    };
+
+    let mut plugins = BTreeMap::new();
+    for (name, p) in raw.plugins {
+        let key = |field: &str| format!("plugins.{name}.{field}");
+        if let Some(sha) = &p.sha256
+            && !is_sha256_hex(sha)
+        {
+            return Err(invalid(
+                key("sha256"),
+                "must be 64 lowercase hex digits (run `sha256sum` on the .wasm file)".into(),
+            ));
+        }
+        if let Some(m) = p.memory_mib
+            && !(1..=4096).contains(&m)
+        {
+            return Err(invalid(
+                key("memory_mib"),
+                format!("{m} is out of range; use 1 to 4096"),
+            ));
+        }
+        if p.cpu_ms_per_call == Some(0) {
+            return Err(invalid(key("cpu_ms_per_call"), "must be at least 1".into()));
+        }
+        if p.call_timeout_secs == Some(0) {
+            return Err(invalid(
+                key("call_timeout_secs"),
+                "must be at least 1".into(),
+            ));
+        }
+        plugins.insert(
+            name,
+            PluginOverrides {
+                sha256: p.sha256,
+                memory_mib: p.memory_mib,
+                cpu_ms_per_call: p.cpu_ms_per_call,
+                call_timeout: p.call_timeout_secs.map(Duration::from_secs),
+            },
+        );
+    }
+
+    let mut storages = BTreeMap::new();
+    for (name, table) in raw.storage {
+        let storage = validate_storage(&name, table, base, env).map_err(|(k, m)| invalid(k, m))?;
+        storages.insert(name, storage);
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        daemon,
+        plugins,
+        storages,
+    })
+}
+
+type KeyError = (String, String);
+
+pub(super) fn validate_storage(
+    name: &str,
+    table: toml::Table,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<StorageConfig, KeyError> {
+    let key = |field: &str| format!("storage.{name}.{field}");
+    if !is_name(name) {
+        return Err((
+            format!("storage.{name}"),
+            "storage names use a-z, 0-9, `-` and `_` (1 to 64 characters)".into(),
+        ));
+    }
+    let plugin = match table.get("plugin") {
+        Some(toml::Value::String(p)) if !p.is_empty() => p.clone(),
+        Some(_) => {
+            return Err((
+                key("plugin"),
+                "must be the name of a storage plugin, a string".into(),
+            ));
+        }
+        None => {
+            return Err((
+                key("plugin"),
+                "missing; name the storage plugin that serves this storage, e.g. plugin = \"storage-local\"".into(),
+            ));
+        }
+    };
+    let mut allow_hosts = match table.get("allow_hosts") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                toml::Value::String(s) => Ok(s.clone()),
+                _ => Err((key("allow_hosts"), "must be a list of strings".to_string())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err((
+                key("allow_hosts"),
+                "must be a list of strings, e.g. [\"s3.example.com:443\"]".into(),
+            ));
+        }
+    };
+    let root = match table.get("root") {
+        None => None,
+        Some(toml::Value::String(r)) if !r.is_empty() => Some(base.join(r)),
+        Some(_) => return Err((key("root"), "must be a directory path, a string".into())),
+    };
+
+    let mut settings = BTreeMap::new();
+    for (k, v) in &table {
+        if HOST_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        let text = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => {
+                return Err((
+                    key(k),
+                    "plugin settings must be strings, numbers or booleans".into(),
+                ));
+            }
+        };
+        if let Some(target) = k.strip_suffix("_env") {
+            let value = env(&text).ok_or_else(|| {
+                (
+                    key(k),
+                    format!("names environment variable `{text}`, which is not set; export it, or use `{target}_file`"),
+                )
+            })?;
+            insert_setting(
+                &mut settings,
+                name,
+                target,
+                SettingValue::Secret(Secret::new(value)),
+            )?;
+        } else if let Some(target) = k.strip_suffix("_file") {
+            let file = base.join(&text);
+            let value = std::fs::read_to_string(&file).map_err(|e| {
+                (
+                    key(k),
+                    format!(
+                        "cannot read {}: {e}; point it at a readable file",
+                        file.display()
+                    ),
+                )
+            })?;
+            let value = value.trim_end_matches(['\r', '\n']).to_string();
+            insert_setting(
+                &mut settings,
+                name,
+                target,
+                SettingValue::Secret(Secret::new(value)),
+            )?;
+        } else if looks_secret(k) {
+            return Err((
+                key(k),
+                format!(
+                    "secrets may not be written in the config; use `{k}_env = \"VAR\"` or `{k}_file = \"path\"`"
+                ),
+            ));
+        } else {
+            if k.ends_with("endpoint") {
+                allow_hosts.push(text.clone());
+            }
+            insert_setting(&mut settings, name, k, SettingValue::Plain(text))?;
+        }
+    }
+    Ok(StorageConfig {
+        name: name.to_string(),
+        plugin,
+        allow_hosts,
+        root,
+        settings,
+    })
+}
+
+fn insert_setting(
+    settings: &mut BTreeMap<String, SettingValue>,
+    storage: &str,
+    key: &str,
+    value: SettingValue,
+) -> Result<(), KeyError> {
+    if settings.insert(key.to_string(), value).is_some() {
+        return Err((
+            format!("storage.{storage}.{key}"),
+            format!("given twice (as `{key}` and `{key}_env`/`{key}_file`); keep one"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'))
+}

@@ -1,0 +1,83 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/redback/test.toml"), &|name| {
+        (name == "S3_SECRET").then(|| "s3cr3t".to_string())
+    })
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_and_relative_paths_resolve_against_the_config_folder() {
+    let c = parse("[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n").unwrap();
+    assert_eq!(c.daemon.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.daemon.plugin_dir, Path::new("/etc/redback/plugins"));
+    assert_eq!(c.daemon.state_dir, Path::new("/etc/redback/var"));
+    let s = &c.storages["local"];
+    assert_eq!(s.root.as_deref(), Some(Path::new("/etc/redback/backups")));
+    assert!(s.settings.is_empty(), "host keys are not plugin settings");
+}
+
+#[test]
+fn secrets_come_from_env_and_are_masked() {
+    let c = parse(
+        "[storage.s3]\nplugin = \"storage-s3\"\nendpoint = \"http://127.0.0.1:9000\"\nsecret_key_env = \"S3_SECRET\"\npart_size_mib = 8\n",
+    )
+    .unwrap();
+    let s = &c.storages["s3"];
+    assert_eq!(s.settings["secret_key"].expose(), "s3cr3t");
+    assert_eq!(s.settings["secret_key"].to_string(), "***");
+    assert!(!format!("{s:?}").contains("s3cr3t"));
+    assert_eq!(s.settings["part_size_mib"].expose(), "8");
+    assert_eq!(s.allow_hosts, vec!["http://127.0.0.1:9000".to_string()]);
+}
+
+#[test]
+fn errors_name_the_file_the_key_and_the_fix() {
+    let e = error("[storage.s3]\nplugin = \"storage-s3\"\nsecret_key = \"plain\"\n");
+    assert!(
+        e.contains("/etc/redback/test.toml") && e.contains("storage.s3.secret_key"),
+        "{e}"
+    );
+    assert!(e.contains("secret_key_env"), "{e}");
+
+    let e = error("[storage.s3]\nplugin = \"storage-s3\"\nsecret_key_env = \"NOPE\"\n");
+    assert!(
+        e.contains("storage.s3.secret_key_env") && e.contains("`NOPE`"),
+        "{e}"
+    );
+
+    let e = error("[storage.x]\nroot = \"/tmp\"\n");
+    assert!(
+        e.contains("storage.x.plugin") && e.contains("missing"),
+        "{e}"
+    );
+
+    let e = error("[daemon]\nlisten = \"localhost\"\n");
+    assert!(e.contains("daemon.listen") && e.contains("IP:PORT"), "{e}");
+
+    let e = error("[daemon]\nlisten_addr = \"127.0.0.1:1\"\n");
+    assert!(e.contains("test.toml") && e.contains("listen_addr"), "{e}");
+
+    let e = error("[plugins.storage-local]\nsha256 = \"abc\"\n");
+    assert!(
+        e.contains("plugins.storage-local.sha256") && e.contains("sha256sum"),
+        "{e}"
+    );
+
+    let e = error("[storage.a]\nplugin = \"p\"\nx = [1]\n");
+    assert!(e.contains("storage.a.x"), "{e}");
+}
+
+#[test]
+fn a_setting_given_twice_is_refused() {
+    let e = error(
+        "[storage.a]\nplugin = \"p\"\ntoken_env = \"S3_SECRET\"\ntoken_file = \"/dev/null\"\n",
+    );
+    assert!(e.contains("given twice"), "{e}");
+}

@@ -1,0 +1,112 @@
+//! Bring-up of the daemon's parts from a config: the plugin host, the
+//! loaded plugin set and the opened storages. Used by `serve` and by every
+//! one-shot command that needs storages.
+//!
+//! Owns: the order things start in and what a failure of one part does to
+//! the rest (a refused plugin or a storage that fails to open is reported,
+//! the others keep working). Must not: serve HTTP or parse arguments.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::{DaemonState, PluginInfo, StorageStatus};
+use crate::config::Config;
+use crate::plugin::{PluginHost, PluginSet};
+use crate::storage::Storage;
+
+/// The running parts of a daemon.
+pub struct Daemon {
+    pub config: Config,
+    pub host: PluginHost,
+    pub plugins: PluginSet,
+    pub storages: BTreeMap<String, Arc<dyn Storage>>,
+    /// Storages that did not open, with the reason.
+    pub storage_errors: BTreeMap<String, String>,
+}
+
+impl Daemon {
+    /// Loads the plugin directory (compiled components cached under the
+    /// state directory).
+    pub fn load_plugins(config: &Config) -> anyhow::Result<(PluginHost, PluginSet)> {
+        let cache = config.daemon.state_dir.join("plugin-cache");
+        let host = PluginHost::new(Some(cache)).context("cannot start the plugin host")?;
+        let plugins = host.load_dir(&config.daemon.plugin_dir, &config.plugins)?;
+        Ok((host, plugins))
+    }
+
+    /// Loads plugins and opens every configured storage.
+    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let (host, plugins) = Self::load_plugins(&config)?;
+        let mut storages = BTreeMap::new();
+        let mut storage_errors = BTreeMap::new();
+        for (name, cfg) in &config.storages {
+            let Some(plugin) = plugins.loaded.get(&cfg.plugin) else {
+                let why = match plugins
+                    .refused
+                    .iter()
+                    .find(|r| r.folder.ends_with(&cfg.plugin))
+                {
+                    Some(r) => format!("its plugin `{}` was refused: {}", cfg.plugin, r.error),
+                    None => format!(
+                        "no plugin named `{}` in {}; loaded: {}",
+                        cfg.plugin,
+                        config.daemon.plugin_dir.display(),
+                        crate::config::join_or_none(plugins.loaded.keys())
+                    ),
+                };
+                tracing::error!(storage = %name, "storage not opened: {why}");
+                storage_errors.insert(name.clone(), why);
+                continue;
+            };
+            match host
+                .open_storage(plugin, cfg, config.plugins.get(&cfg.plugin))
+                .await
+            {
+                Ok(s) => {
+                    tracing::info!(storage = %name, plugin = %cfg.plugin, "storage ready");
+                    storages.insert(name.clone(), s);
+                }
+                Err(e) => {
+                    tracing::error!("storage not opened: {e}");
+                    storage_errors.insert(name.clone(), e.to_string());
+                }
+            }
+        }
+        Ok(Daemon {
+            config,
+            host,
+            plugins,
+            storages,
+            storage_errors,
+        })
+    }
+
+    /// The state the API shows.
+    pub fn state(&self) -> DaemonState {
+        let mut storages: Vec<StorageStatus> = self
+            .config
+            .storages
+            .values()
+            .map(|cfg| StorageStatus {
+                name: cfg.name.clone(),
+                plugin: cfg.plugin.clone(),
+                ready: self.storages.contains_key(&cfg.name),
+                error: self.storage_errors.get(&cfg.name).cloned(),
+            })
+            .collect();
+        storages.sort_by(|a, b| a.name.cmp(&b.name));
+        DaemonState {
+            version: env!("CARGO_PKG_VERSION"),
+            plugins: self
+                .plugins
+                .loaded
+                .values()
+                .map(|p| PluginInfo::from(p.as_ref()))
+                .collect(),
+            refused_plugins: self.plugins.refused.clone(),
+            storages,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! redback: backs up and restores Redis; storage backends and provider
+//! semantics are WebAssembly components.
+//!
+//! The code map and invariants are in ARCHITECTURE.md at the repository root.
+//! Only `plugin` knows about wasmtime; the rest sees the `storage::Storage`
+//! and `provider::Provider` traits.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod plugin;
+pub mod provider;
+pub mod storage;

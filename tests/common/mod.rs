@@ -1,0 +1,142 @@
+//! Shared helpers of the end-to-end tests: where the built plugins are,
+//! plugin directories assembled in temp dirs, a host and storages opened
+//! with chosen limits.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redback::config::{PluginOverrides, StorageConfig};
+use redback::plugin::{LoadedPlugin, PluginHost};
+use redback::storage::{Storage, StorageError};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The folder of a built plugin: bundled ones under target/plugins, test
+/// fixtures and the template under target/test-plugins.
+pub fn built_plugin(name: &str) -> PathBuf {
+    let root = repo_root().join("target");
+    for dir in ["plugins", "test-plugins"] {
+        let p = root.join(dir).join(name);
+        if p.join("plugin.toml").exists() {
+            return p;
+        }
+    }
+    panic!("plugin {name} is not built: run scripts/build-plugins.sh (make test does it first)");
+}
+
+/// Copies a plugin folder into `dir/<as_name>`; returns the new folder.
+pub fn copy_plugin(name: &str, dir: &Path, as_name: &str) -> PathBuf {
+    let src = built_plugin(name);
+    let dst = dir.join(as_name);
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    dst
+}
+
+/// Rewrites `plugin.toml` of a copied plugin folder.
+pub fn edit_manifest(folder: &Path, edit: impl FnOnce(String) -> String) {
+    let f = folder.join("plugin.toml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, edit(text)).unwrap();
+}
+
+/// A storage table: `plugin` plus string settings.
+pub fn storage_config(
+    name: &str,
+    plugin: &str,
+    settings: &[(&str, &str)],
+    base: &Path,
+) -> StorageConfig {
+    let mut table = toml::Table::new();
+    table.insert("plugin".into(), plugin.into());
+    for (k, v) in settings {
+        let value: toml::Value = if *k == "allow_hosts" {
+            toml::Value::Array(
+                v.split(',')
+                    .map(|h| toml::Value::String(h.into()))
+                    .collect(),
+            )
+        } else {
+            (*v).into()
+        };
+        table.insert(k.to_string(), value);
+    }
+    StorageConfig::from_table(name, table, base).unwrap()
+}
+
+pub fn load(host: &PluginHost, name: &str) -> Arc<LoadedPlugin> {
+    Arc::new(
+        host.load_plugin(&built_plugin(name), None)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// Tight limits for hostile plugins, so the tests stop them quickly.
+pub fn tight_limits() -> PluginOverrides {
+    PluginOverrides {
+        sha256: None,
+        memory_mib: Some(32),
+        cpu_ms_per_call: Some(300),
+        call_timeout: Some(Duration::from_secs(3)),
+    }
+}
+
+pub async fn open(
+    host: &PluginHost,
+    plugin: &Arc<LoadedPlugin>,
+    cfg: &StorageConfig,
+    limits: Option<&PluginOverrides>,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    host.open_storage(plugin, cfg, limits).await
+}
+
+/// Uploads `bytes` in 1 MiB chunks.
+pub async fn put(s: &dyn Storage, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut up = s.start_upload(key).await?;
+    for c in bytes.chunks(1 << 20) {
+        up.write(c).await?;
+    }
+    up.finish().await.map(|_| ())
+}
+
+/// Downloads a whole object.
+pub async fn get(s: &dyn Storage, key: &str) -> Result<Vec<u8>, StorageError> {
+    let mut d = s.open_download(key, 0, None).await?;
+    let mut out = Vec::new();
+    loop {
+        let b = d.read(1 << 20).await?;
+        if b.is_empty() {
+            return Ok(out);
+        }
+        out.extend_from_slice(&b);
+    }
+}
+
+/// Runs the `redback` binary; returns (exit code, stdout, stderr).
+pub fn redback(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redback"))
+        .args(args)
+        .env("REDBACK_LOG", "info")
+        .output()
+        .expect("run redback");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn no_overrides() -> BTreeMap<String, PluginOverrides> {
+    BTreeMap::new()
+}

@@ -1,0 +1,216 @@
+//! Hostile plugins are stopped with an error naming the plugin and the limit,
+//! and the host keeps serving the other plugins (and replaces the stopped
+//! instance with a fresh one).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use redback::plugin::PluginHost;
+use redback::storage::{ErrorKind, Storage, StorageError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct World {
+    host: PluginHost,
+    good: Arc<dyn Storage>,
+    tmp: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(None).unwrap();
+    let plugin = load(&host, "storage-local");
+    let cfg = storage_config("good", "storage-local", &[("root", "good")], tmp.path());
+    let good = open(&host, &plugin, &cfg, None).await.unwrap();
+    World { host, good, tmp }
+}
+
+impl World {
+    async fn hostile(&self, behavior: &str, extra: &[(&str, &str)]) -> Arc<dyn Storage> {
+        let plugin = load(&self.host, "misbehaving");
+        let root = self.tmp.path().join("hostile/root");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut settings = vec![("root", root.to_str().unwrap()), ("behavior", behavior)];
+        settings.extend_from_slice(extra);
+        let cfg = storage_config(behavior, "misbehaving", &settings, self.tmp.path());
+        open(&self.host, &plugin, &cfg, Some(&tight_limits()))
+            .await
+            .unwrap()
+    }
+
+    /// The well-behaved plugin still works.
+    async fn good_still_works(&self) {
+        let key = format!("still/{}", self.good.name());
+        put(self.good.as_ref(), &key, b"alive").await.unwrap();
+        assert_eq!(get(self.good.as_ref(), &key).await.unwrap(), b"alive");
+    }
+}
+
+fn assert_stopped(e: &StorageError, behavior: &str, limit_words: &[&str]) {
+    let text = e.to_string();
+    assert_eq!(e.kind, ErrorKind::LimitExceeded, "{text}");
+    assert!(
+        text.contains("plugin 'misbehaving'") && text.contains(&format!("storage '{behavior}'")),
+        "{text}"
+    );
+    for w in limit_words {
+        assert!(text.contains(w), "missing `{w}` in: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_plugin_is_stopped_by_its_cpu_budget() {
+    let w = world().await;
+    let spin = w.hostile("spin", &[]).await;
+    let started = Instant::now();
+    let e = spin.stat("any").await.unwrap_err();
+    assert_stopped(
+        &e,
+        "spin",
+        &["`stat`", "CPU budget of 300 ms", "cpu_ms_per_call"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A fresh instance replaces the stopped one, and is stopped again.
+    let e = spin.stat("again").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LimitExceeded);
+    w.good_still_works().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hog_is_stopped_by_its_memory_limit() {
+    let w = world().await;
+    let hog = w.hostile("hog", &[]).await;
+    let e = hog.stat("any").await.unwrap_err();
+    assert_stopped(&e, "hog", &["memory limit of 32 MiB", "memory_mib"]);
+    w.good_still_works().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_replies_are_refused() {
+    let w = world().await;
+    let huge = w.hostile("huge", &[]).await;
+    let e = huge.list("", None, 100).await.unwrap_err();
+    assert_stopped(&e, "huge", &["returned 200000 objects", "at most 100"]);
+    let e = huge.stat("any").await.unwrap_err();
+    assert_stopped(&e, "huge", &["key of 4194304 bytes", "limit of 1024"]);
+    w.good_still_works().await;
+}
+
+/// A loopback HTTP server answering 200 to every request; counts connections.
+async fn http_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_reaches_only_granted_hosts() {
+    let w = world().await;
+    let (granted, granted_hits) = http_server().await;
+    let (other, other_hits) = http_server().await;
+
+    let url = format!("http://{granted}/");
+    let ok = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
+        .await;
+    let meta = ok.stat("any").await.unwrap();
+    assert_eq!(meta.key, "REACHED:200", "a granted host is reachable");
+    assert_eq!(granted_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let url = format!("http://{other}/");
+    let denied = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
+        .await;
+    let e = denied.stat("any").await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
+    assert!(
+        text.contains("plugin 'misbehaving'")
+            && text.contains(&format!("{other} is not in the plugin's allow-list")),
+        "{text}"
+    );
+    assert_eq!(
+        other_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the ungranted server was contacted"
+    );
+
+    // Same host, another port: not granted either.
+    let port = granted.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let url = format!("http://127.0.0.1:{}/", port.checked_add(1).unwrap_or(1));
+    let other_port = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
+        .await;
+    let e = other_port.stat("any").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{e}");
+    w.good_still_works().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_on_a_silent_server_hits_the_wall_clock_timeout() {
+    let w = world().await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s); // accept and never answer
+        }
+    });
+    let url = format!("http://{addr}/");
+    let slow = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &addr)])
+        .await;
+    let started = Instant::now();
+    let e = slow.stat("any").await.unwrap_err();
+    assert_stopped(
+        &e,
+        "net",
+        &["wall-clock timeout of 3 s", "call_timeout_secs"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    w.good_still_works().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_leave_its_directory() {
+    let w = world().await;
+    let outside = w.tmp.path().join("hostile");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("escape-target.txt"), "secret outside the root").unwrap();
+    let escape = w.hostile("escape", &[]).await;
+    let e = escape.stat("any").await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
+    assert!(text.contains("plugin 'misbehaving'"), "{text}");
+    assert!(
+        !Path::new(&outside.join("escaped.txt")).exists(),
+        "the plugin created a file outside its root"
+    );
+    w.good_still_works().await;
+}
