@@ -106,14 +106,10 @@ pub(super) async fn check(
             let cfg = config.storage(&name)?.clone();
             let (host, set) = Daemon::load_plugins(&config)?;
             let plugin = set.loaded.get(&cfg.plugin).with_context(|| {
-                match set.refused.iter().find(|r| r.folder.ends_with(&cfg.plugin)) {
-                    Some(r) => format!("the plugin of storage `{name}` was refused: {}", r.error),
-                    None => format!(
-                        "storage `{name}` names plugin `{}`, which is not in {}",
-                        cfg.plugin,
-                        config.daemon.plugin_dir.display()
-                    ),
-                }
+                format!(
+                    "storage `{name}`: {}",
+                    set.why_missing(&cfg.plugin, &config.daemon.plugin_dir)
+                )
             })?;
             let s = host
                 .open_storage(plugin, &cfg, config.plugins.get(&cfg.plugin))

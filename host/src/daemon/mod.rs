@@ -43,19 +43,7 @@ impl Daemon {
         let mut storage_errors = BTreeMap::new();
         for (name, cfg) in &config.storages {
             let Some(plugin) = plugins.loaded.get(&cfg.plugin) else {
-                let why = match plugins
-                    .refused
-                    .iter()
-                    .find(|r| r.folder.ends_with(&cfg.plugin))
-                {
-                    Some(r) => format!("its plugin `{}` was refused: {}", cfg.plugin, r.error),
-                    None => format!(
-                        "no plugin named `{}` in {}; loaded: {}",
-                        cfg.plugin,
-                        config.daemon.plugin_dir.display(),
-                        crate::config::join_or_none(plugins.loaded.keys())
-                    ),
-                };
+                let why = plugins.why_missing(&cfg.plugin, &config.daemon.plugin_dir);
                 tracing::error!(storage = %name, "storage not opened: {why}");
                 storage_errors.insert(name.clone(), why);
                 continue;

@@ -67,6 +67,8 @@ impl std::fmt::Debug for LoadedPlugin {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Refused {
     pub folder: PathBuf,
+    /// The name in plugin.toml, when it could be read.
+    pub name: Option<String>,
     pub error: String,
 }
 
@@ -75,6 +77,27 @@ pub struct Refused {
 pub struct PluginSet {
     pub loaded: BTreeMap<String, Arc<LoadedPlugin>>,
     pub refused: Vec<Refused>,
+}
+
+impl PluginSet {
+    /// The refusal of the plugin named `name` in its plugin.toml, if any.
+    pub fn refused_named(&self, name: &str) -> Option<&Refused> {
+        self.refused
+            .iter()
+            .find(|r| r.name.as_deref() == Some(name))
+    }
+
+    /// Why no plugin named `name` is loaded, for an error message.
+    pub fn why_missing(&self, name: &str, dir: &Path) -> String {
+        match self.refused_named(name) {
+            Some(r) => format!("plugin `{name}` was refused: {}", r.error),
+            None => format!(
+                "no plugin named `{name}` in {}; loaded: {}",
+                dir.display(),
+                crate::config::join_or_none(self.loaded.keys())
+            ),
+        }
+    }
 }
 
 /// The wasmtime engine, linker and epoch ticker shared by every plugin.
@@ -131,7 +154,13 @@ impl PluginHost {
         folders.sort();
         let mut set = PluginSet::default();
         for folder in folders {
-            match self.load_plugin_with(&folder, overrides) {
+            // The pin is keyed by name, which only plugin.toml knows: peek first.
+            let name = Manifest::load(&folder).map(|m| m.name).ok();
+            let pin = name
+                .as_ref()
+                .and_then(|n| overrides.get(n))
+                .and_then(|o| o.sha256.as_deref());
+            match self.load_plugin(&folder, pin) {
                 Ok(p) if set.loaded.contains_key(&p.manifest.name) => set.refused.push(Refused {
                     error: format!(
                         "{}: another folder already has a plugin named `{}`; names must be unique",
@@ -139,6 +168,7 @@ impl PluginHost {
                         p.manifest.name
                     ),
                     folder,
+                    name,
                 }),
                 Ok(p) => {
                     tracing::info!(
@@ -153,13 +183,16 @@ impl PluginHost {
                 }
                 Err(e) => {
                     tracing::error!("plugin refused: {e}");
-                    set.refused.push(Refused { folder, error: e.0 });
+                    set.refused.push(Refused {
+                        folder,
+                        name,
+                        error: e.0,
+                    });
                 }
             }
         }
         for name in overrides.keys() {
-            if !set.loaded.contains_key(name) && !set.refused.iter().any(|r| r.error.contains(name))
-            {
+            if !set.loaded.contains_key(name) && set.refused_named(name).is_none() {
                 tracing::warn!(
                     "[plugins.{name}] in the config names no plugin in {}",
                     dir.display()
@@ -246,46 +279,30 @@ impl PluginHost {
         })
     }
 
-    fn load_plugin_with(
-        &self,
-        folder: &Path,
-        overrides: &BTreeMap<String, PluginOverrides>,
-    ) -> Result<LoadedPlugin, LoadError> {
-        // The pin is keyed by name, which only plugin.toml knows: peek first.
-        let name = Manifest::load(folder).map(|m| m.name).ok();
-        let pin = name
-            .as_ref()
-            .and_then(|n| overrides.get(n))
-            .and_then(|o| o.sha256.as_deref());
-        self.load_plugin(folder, pin)
-    }
-
-    /// Refuses a component that imports a capability its plugin.toml does
-    /// not ask for, so the operator sees the mismatch at load time.
+    /// Refuses a component that imports `wasi:http` when its plugin.toml
+    /// does not ask for `http`, so the operator sees the mismatch at load
+    /// time rather than as a refused request later.
     fn check_imports(
         &self,
         component: &Component,
         manifest: &Manifest,
         file: &Path,
     ) -> Result<(), LoadError> {
-        let ty = component.component_type();
-        for (name, _) in ty.imports(&self.engine) {
-            let needs = if name.starts_with("wasi:http/") {
-                Some(("http", manifest.capabilities.http))
-            } else {
-                None
-            };
-            if let Some((cap, granted)) = needs
-                && !granted
-            {
-                return Err(LoadError(format!(
-                    "{}: the component imports {name}, but [capabilities] does not ask for `{cap} = true`; \
-                         add it if the plugin needs it",
-                    file.display()
-                )));
-            }
+        if manifest.capabilities.http {
+            return Ok(());
         }
-        Ok(())
+        let ty = component.component_type();
+        match ty
+            .imports(&self.engine)
+            .find(|(name, _)| name.starts_with("wasi:http/"))
+        {
+            Some((name, _)) => Err(LoadError(format!(
+                "{}: the component imports {name}, but [capabilities] does not ask for `http = true`; \
+                 add it if the plugin needs outbound HTTP",
+                file.display()
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Opens the storage `cfg` with its plugin: sandbox limits from the
