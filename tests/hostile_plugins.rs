@@ -168,6 +168,32 @@ async fn outbound_http_reaches_only_granted_hosts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_name_must_not_resolve_to_an_ungranted_loopback_address() {
+    let w = world().await;
+    let (addr, hits) = http_server().await;
+    let port = addr.rsplit(':').next().unwrap();
+    let url = format!("http://localhost:{port}/");
+    let name_only = format!("localhost:{port}");
+    let by_name = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &name_only)])
+        .await;
+    let e = by_name.stat("any").await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
+    assert!(
+        text.contains("localhost resolves to") && text.contains("a loopback address"),
+        "{text}"
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let with_net = format!("localhost:{port},127.0.0.0/8,::1");
+    let granted = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &with_net)])
+        .await;
+    assert_eq!(granted.stat("any").await.unwrap().key, "REACHED:200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_silent_server_hits_the_wall_clock_timeout() {
     let w = world().await;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -213,4 +239,53 @@ async fn a_plugin_cannot_leave_its_directory() {
         "the plugin created a file outside its root"
     );
     w.good_still_works().await;
+}
+
+/// Collects formatted log lines for one test.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn guest_stdout_and_stderr_reach_the_log_under_the_plugin_name() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let w = world().await;
+    let chatty = w.hostile("chatty", &[]).await;
+    let e = chatty.stat("k1").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    // The guest's pipes are flushed by a background task: give it a moment.
+    for _ in 0..100 {
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        if text.contains("chatty stderr line for k1") && text.contains("chatty stdout line for k1")
+        {
+            for line in text.lines().filter(|l| l.contains("chatty ")) {
+                assert!(line.contains("plugin=misbehaving"), "{line}");
+            }
+            assert!(
+                text.contains("stream=\"stdout\"") || text.contains("stream=stdout"),
+                "{text}"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "guest output not in the log: {}",
+        String::from_utf8_lossy(&logs.0.lock().unwrap())
+    );
 }
