@@ -25,9 +25,6 @@ pub(super) async fn run(
         storages_failed = daemon.storage_errors.len(),
         "daemon started"
     );
-    for p in &state.plugins {
-        tracing::info!(plugin = %p.name, kind = ?p.kind, wit = %p.implements, sha256 = %p.sha256, "plugin ready");
-    }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr}; pick a free address with --listen or daemon.listen")
     })?;
