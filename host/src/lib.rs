@@ -11,4 +11,5 @@ pub mod config;
 pub mod daemon;
 pub mod plugin;
 pub mod provider;
+pub mod replication;
 pub mod storage;

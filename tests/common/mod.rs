@@ -1,7 +1,9 @@
 //! Shared helpers of the end-to-end tests: where the built plugins are,
 //! plugin directories assembled in temp dirs, a host and storages opened
-//! with chosen limits.
+//! with chosen limits; a real redis-server per test (`redis`).
 #![allow(dead_code)]
+
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

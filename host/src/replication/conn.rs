@@ -1,0 +1,97 @@
+//! A RESP2 connection to one Redis server: connect, AUTH, commands.
+
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::net::TcpStream;
+
+use super::resp::{self, Reply};
+use super::{Endpoint, ErrorKind, ReplError, server_error};
+
+/// The byte stream under a connection: plain TCP today; TLS plugs in here.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// An open, authenticated connection.
+pub struct Connection {
+    pub(super) ep: Endpoint,
+    pub(super) io: BufReader<Box<dyn Transport>>,
+}
+
+impl Connection {
+    /// Connects and authenticates.
+    pub async fn open(ep: &Endpoint) -> Result<Connection, ReplError> {
+        let tcp = tokio::time::timeout(ep.connect_timeout, TcpStream::connect(&ep.addr))
+            .await
+            .map_err(|_| {
+                ep.error(
+                    ErrorKind::Connect,
+                    format!(
+                        "no connection within {} s; check `address` and that nothing blocks the port",
+                        ep.connect_timeout.as_secs()
+                    ),
+                )
+            })?
+            .map_err(|e| {
+                ep.error(ErrorKind::Connect, format!("cannot connect: {e}; check `address` and that redis-server runs"))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Connection {
+            ep: ep.clone(),
+            io: BufReader::with_capacity(256 << 10, Box::new(tcp) as Box<dyn Transport>),
+        };
+        if let Some(password) = &ep.password {
+            let pw = password.expose().as_bytes();
+            let reply = match &ep.username {
+                Some(user) => conn.raw(&[b"AUTH", user.as_bytes(), pw]).await?,
+                None => conn.raw(&[b"AUTH", pw]).await?,
+            };
+            if let Reply::Error(e) = reply {
+                return Err(server_error(ep, "AUTH", &e));
+            }
+        }
+        Ok(conn)
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// Sends a command and reads its reply, error replies included.
+    pub async fn raw(&mut self, args: &[&[u8]]) -> Result<Reply, ReplError> {
+        let doing = String::from_utf8_lossy(args.first().copied().unwrap_or(b"")).to_uppercase();
+        let t = self.ep.read_timeout;
+        let r = tokio::time::timeout(t, async {
+            resp::write_command(self.io.get_mut(), args).await?;
+            resp::read_reply(&mut self.io).await
+        })
+        .await;
+        match r {
+            Err(_) => Err(self.ep.timeout_error(&doing, t)),
+            Ok(Err(e)) => Err(self.ep.resp_error(&doing, e)),
+            Ok(Ok(reply)) => Ok(reply),
+        }
+    }
+
+    /// Sends a command; an error reply becomes a `ReplError` with the fix.
+    pub async fn command(&mut self, args: &[&[u8]]) -> Result<Reply, ReplError> {
+        let reply = self.raw(args).await?;
+        match reply {
+            Reply::Error(e) => {
+                let doing =
+                    String::from_utf8_lossy(args.first().copied().unwrap_or(b"")).to_uppercase();
+                Err(server_error(&self.ep, &doing, &e))
+            }
+            r => Ok(r),
+        }
+    }
+
+    /// `INFO section` as key/value pairs.
+    pub async fn info(&mut self, section: &str) -> Result<Vec<(String, String)>, ReplError> {
+        let reply = self.command(&[b"INFO", section.as_bytes()]).await?;
+        let text = reply.text().unwrap_or_default();
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect())
+    }
+}

@@ -1,0 +1,172 @@
+//! A real redis-server for a test: a free port on loopback, its own temp
+//! dir, killed on drop. Driven through `redis-cli`, which is independent of
+//! the code under test.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// Password for `redis-cli`, if the server has one.
+    pub password: Option<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisServer {
+    /// Starts redis-server with the test defaults plus `extra` arguments
+    /// (`["--requirepass", "pw"]`, …).
+    pub fn start(extra: &[&str]) -> RedisServer {
+        Self::start_with("redis-server", extra)
+    }
+
+    /// Starts the given server binary (another version, for compatibility
+    /// tests).
+    pub fn start_with(binary: &str, extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let password = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .map(|i| extra[i + 1].to_string());
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(binary)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--dir",
+                    dir.path().to_str().unwrap(),
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {binary}: {e}; run scripts/setup.sh"));
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken between our probe and its bind: try another
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let server = RedisServer {
+                        child,
+                        port,
+                        dir,
+                        password,
+                    };
+                    server.wait_ready();
+                    return server;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..500 {
+            if self.cli(&["PING"]).trim() == "PONG" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on {} never answered PING", self.port);
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn cli_command(&self) -> Command {
+        let mut c = Command::new("redis-cli");
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(pw) = &self.password {
+            c.args(["--no-auth-warning", "-a", pw]);
+        }
+        c
+    }
+
+    /// Runs one command through redis-cli; returns its raw output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_command().arg("--raw").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends many commands at once (`redis-cli --pipe`), each a list of
+    /// binary-safe arguments.
+    pub fn pipe(&self, commands: &[Vec<Vec<u8>>]) {
+        let mut child = self
+            .cli_command()
+            .arg("--pipe")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let stdin = child.stdin.as_mut().unwrap();
+            let mut buf = Vec::new();
+            for cmd in commands {
+                buf.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
+                for a in cmd {
+                    buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                    buf.extend_from_slice(a);
+                    buf.extend_from_slice(b"\r\n");
+                }
+            }
+            stdin.write_all(&buf).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("errors: 0"), "redis-cli --pipe: {text}");
+    }
+
+    pub fn dbsize(&self, db: u32) -> u64 {
+        let out = self
+            .cli_command()
+            .args(["-n", &db.to_string(), "DBSIZE"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("DBSIZE: {:?}", out))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rdb_path(&self) -> PathBuf {
+        self.dir.path().join("dump.rdb")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
