@@ -6,10 +6,12 @@
 //! and `provider::Provider` traits.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod plugin;
 pub mod provider;
+pub mod rdb;
 pub mod replication;
 pub mod storage;

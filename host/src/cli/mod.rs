@@ -5,6 +5,7 @@
 //! codes. Must not: hold logic another command or the API would need; that
 //! lives in the library modules it calls.
 
+mod backup_cmd;
 mod plugin_cmd;
 mod serve;
 
@@ -43,6 +44,43 @@ pub enum Command {
         /// Address of the REST API, overriding `daemon.listen`.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// Take a backup of an instance now (one-shot, from the config).
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        /// A name or remark for this manual backup.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the manifest as JSON instead of the backup id.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the complete backups of an instance (from storage).
+    Backups {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a backup without restoring it: sha256 of the stored object,
+    /// decompression, a full parse with the RDB's CRC-64, and the counts of
+    /// the manifest.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup id (as `redback backups` shows it).
+        #[arg(long)]
+        backup: String,
+        /// The instance it belongs to; searched in every instance if absent.
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect and check plugins.
     Plugin {
@@ -99,6 +137,23 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config, listen } => serve::run(&config, listen).await,
+            Command::Backup {
+                config,
+                instance,
+                name,
+                json,
+            } => backup_cmd::backup(&config, &instance, name, json).await,
+            Command::Backups {
+                config,
+                instance,
+                json,
+            } => backup_cmd::list(&config, &instance, json).await,
+            Command::Verify {
+                config,
+                backup,
+                instance,
+                json,
+            } => backup_cmd::verify(&config, &backup, instance.as_deref(), json).await,
             Command::Plugin {
                 command: PluginCommand::List { config, json },
             } => plugin_cmd::list(&config, json).await,

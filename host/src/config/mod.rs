@@ -6,6 +6,7 @@
 //! that names the file, the key and the fix. Must not: load plugins, touch
 //! Redis or storage; it only describes what the rest of the host should do.
 
+mod instance;
 mod raw;
 pub(crate) use raw::is_sha256_hex;
 mod secrets;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use instance::{Compression, InstanceConfig};
 pub use secrets::Secret;
 
 /// Everything wrong with a config file, each naming the file, key and fix.
@@ -48,6 +50,8 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginOverrides>,
     /// `[storage.NAME]` tables, by storage name.
     pub storages: BTreeMap<String, StorageConfig>,
+    /// `[instance.NAME]` tables, by instance name.
+    pub instances: BTreeMap<String, InstanceConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +153,20 @@ impl Config {
             message: e.to_string().trim_end().to_string(),
         })?;
         raw::validate(raw, path, env)
+    }
+
+    /// An instance by name, or an error listing the known ones.
+    pub fn instance(&self, name: &str) -> Result<&InstanceConfig, ConfigError> {
+        self.instances
+            .get(name)
+            .ok_or_else(|| ConfigError::Invalid {
+                path: self.path.clone(),
+                key: format!("instance.{name}"),
+                message: format!(
+                    "no such instance; the config defines: {}",
+                    join_or_none(self.instances.keys())
+                ),
+            })
     }
 
     /// A storage table by name, or an error listing the known ones.

@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     plugins: BTreeMap<String, RawPlugin>,
     #[serde(default)]
     storage: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    instance: BTreeMap<String, super::instance::RawInstance>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,11 +113,18 @@ pub(super) fn validate(
         let storage = validate_storage(&name, table, base, env).map_err(|(k, m)| invalid(k, m))?;
         storages.insert(name, storage);
     }
+    let mut instances = BTreeMap::new();
+    for (name, r) in raw.instance {
+        let i = super::instance::validate(&name, r, &storages, base, env)
+            .map_err(|(k, m)| invalid(k, m))?;
+        instances.insert(name, i);
+    }
     Ok(Config {
         path: path.to_path_buf(),
         daemon,
         plugins,
         storages,
+        instances,
     })
 }
 

@@ -81,3 +81,59 @@ fn a_setting_given_twice_is_refused() {
     );
     assert!(e.contains("given twice"), "{e}");
 }
+
+const STORAGE: &str = "[storage.local]\nplugin = \"storage-local\"\nroot = \"b\"\n";
+
+#[test]
+fn instances_validate_with_their_defaults() {
+    let c = parse(&format!(
+        "{STORAGE}[instance.orders]\naddress = \"10.0.0.5:6379\"\nstorage = \"local\"\nprefer_replica = true\npassword_env = \"S3_SECRET\"\n"
+    ))
+    .unwrap();
+    let i = &c.instances["orders"];
+    assert_eq!(i.compression, Compression::Zstd { level: 3 });
+    assert_eq!(i.prefix, "redback");
+    assert!(i.prefer_replica);
+    assert_eq!(i.password.as_ref().unwrap().expose(), "s3cr3t");
+    assert!(!format!("{i:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn instance_errors_name_the_key_and_the_fix() {
+    let e = error(&format!(
+        "{STORAGE}[instance.a]\naddress = \"10.0.0.5\"\nstorage = \"local\"\n"
+    ));
+    assert!(
+        e.contains("instance.a.address") && e.contains("HOST:PORT"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{STORAGE}[instance.a]\naddress = \"h:1\"\nstorage = \"s3\"\n"
+    ));
+    assert!(
+        e.contains("instance.a.storage") && e.contains("local"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{STORAGE}[instance.a]\naddress = \"h:1\"\nstorage = \"local\"\npassword = \"pw\"\n"
+    ));
+    assert!(
+        e.contains("instance.a.password") && e.contains("password_env") && !e.contains("\"pw\""),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{STORAGE}[instance.a]\naddress = \"h:1\"\nstorage = \"local\"\ncompression = \"lz4\"\n"
+    ));
+    assert!(
+        e.contains("instance.a.compression") && e.contains("zstd"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{STORAGE}[instance.a]\naddress = \"h:1\"\nstorage = \"local\"\nzstd_level = 40\n"
+    ));
+    assert!(e.contains("instance.a.zstd_level"), "{e}");
+    let e = error(&format!(
+        "{STORAGE}[instance.a]\naddress = \"h:1\"\nstorage = \"local\"\nprefix = \"../x\"\n"
+    ));
+    assert!(e.contains("instance.a.prefix"), "{e}");
+}

@@ -36,6 +36,27 @@ impl Daemon {
         Ok((host, plugins))
     }
 
+    /// Loads plugins and opens only the storage `name`, for one-shot
+    /// commands. The host must outlive the storage (it drives the plugins'
+    /// CPU-budget clock).
+    pub async fn open_storage(
+        config: &Config,
+        name: &str,
+    ) -> anyhow::Result<(PluginHost, Arc<dyn Storage>)> {
+        let cfg = config.storage(name)?;
+        let (host, plugins) = Self::load_plugins(config)?;
+        let plugin = plugins.loaded.get(&cfg.plugin).with_context(|| {
+            format!(
+                "storage `{name}`: {}",
+                plugins.why_missing(&cfg.plugin, &config.daemon.plugin_dir)
+            )
+        })?;
+        let storage = host
+            .open_storage(plugin, cfg, config.plugins.get(&cfg.plugin))
+            .await?;
+        Ok((host, storage))
+    }
+
     /// Loads plugins and opens every configured storage.
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         let (host, plugins) = Self::load_plugins(&config)?;

@@ -1,0 +1,398 @@
+//! Backups: read an RDB from the chosen node as a replica does, and stream
+//! it, validated, compressed and checksummed, into a storage; write the
+//! manifest last.
+//!
+//! Owns: the data path (replication reader -> tee -> RDB parser and
+//! zstd -> sha256 -> upload), its bounded buffers, and what a failure at any
+//! point does (the upload is aborted, no manifest is written). Must not:
+//! speak the replication protocol itself (`replication/`) or know how a
+//! storage keeps bytes (`storage::Storage`).
+//!
+//! Invariant: a backup is good if and only if its manifest exists in
+//! storage, and the manifest is written only after the data object is
+//! complete and the parser accepted the whole RDB and its CRC-64.
+
+pub mod manifest;
+mod source;
+mod verify;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+pub use manifest::{Kind, Manifest};
+pub use source::{Chosen, choose};
+pub use verify::{Verified, VerifyError, find, verify};
+
+use crate::config::{Compression, InstanceConfig};
+use crate::replication::{ReplError, start_sync};
+use crate::storage::{MAX_LIST_KEYS, Storage, StorageError};
+
+/// Bytes read from the replication stream at a time.
+const READ_CHUNK: usize = 256 << 10;
+/// Chunks in flight to each consumer: with `READ_CHUNK`, a few MiB at most,
+/// whatever the size of the RDB.
+const CHANNEL_DEPTH: usize = 8;
+/// Size of the pieces handed to the storage.
+const UPLOAD_CHUNK: usize = 4 << 20;
+
+/// What to back up and how to label it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub kind: Kind,
+    pub name: Option<String>,
+}
+
+/// Live counters of a running backup, for progress bars and the task center.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub raw_bytes: AtomicU64,
+    pub stored_bytes: AtomicU64,
+}
+
+/// Why a backup failed. Nothing of it counts as a backup: the data upload
+/// was aborted and no manifest exists.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Source(#[from] ReplError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(
+        "instance '{instance}': the RDB from {address} is not valid, so no backup was kept: {message}"
+    )]
+    InvalidRdb {
+        instance: String,
+        address: String,
+        message: String,
+    },
+    #[error("instance '{instance}': {message}")]
+    Internal { instance: String, message: String },
+}
+
+/// A fresh backup id: UTC time plus a random suffix, sortable by time.
+pub fn new_backup_id(now: jiff::Timestamp) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(now.as_nanosecond() as u128);
+    h.write_u32(std::process::id());
+    let t = now.strftime("%Y%m%dT%H%M%SZ");
+    format!("{t}-{:04x}", h.finish() & 0xffff)
+}
+
+/// The storage prefix of an instance's backups.
+pub fn instance_prefix(instance: &InstanceConfig) -> String {
+    format!("{}/{}/", instance.prefix, instance.name)
+}
+
+fn data_file(c: Compression) -> &'static str {
+    match c {
+        Compression::Zstd { .. } => "dump.rdb.zst",
+        Compression::None => "dump.rdb",
+    }
+}
+
+/// `Read` over the chunks the replication reader sends, for the parser
+/// running on a blocking thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.current = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// A `Write` that hands full pieces to the uploader.
+struct PieceSink {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl PieceSink {
+    fn ship(&mut self) -> std::io::Result<()> {
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
+        self.tx
+            .blocking_send(piece)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+}
+
+impl Write for PieceSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= UPLOAD_CHUNK {
+            self.ship()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compresses (or passes through) the raw chunks into upload pieces.
+fn compress(
+    mut rx: mpsc::Receiver<Bytes>,
+    tx: mpsc::Sender<Vec<u8>>,
+    c: Compression,
+) -> std::io::Result<()> {
+    let mut sink = PieceSink {
+        buf: Vec::with_capacity(UPLOAD_CHUNK),
+        tx,
+    };
+    match c {
+        Compression::None => {
+            while let Some(chunk) = rx.blocking_recv() {
+                sink.write_all(&chunk)?;
+            }
+            if !sink.buf.is_empty() {
+                sink.ship()?;
+            }
+        }
+        Compression::Zstd { level } => {
+            let mut enc = zstd::stream::write::Encoder::new(sink, level)?;
+            while let Some(chunk) = rx.blocking_recv() {
+                enc.write_all(&chunk)?;
+            }
+            let mut sink = enc.finish()?;
+            if !sink.buf.is_empty() {
+                sink.ship()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes one backup of `instance` into `storage`.
+pub async fn run(
+    instance: &InstanceConfig,
+    storage: Arc<dyn Storage>,
+    request: &Request,
+    progress: &Progress,
+) -> Result<Manifest, BackupError> {
+    let started = jiff::Timestamp::now();
+    let id = new_backup_id(started);
+    let chosen = choose(instance).await?;
+    let (info, mut stream) = start_sync(&chosen.endpoint).await?;
+    let dir = format!("{}{id}", instance_prefix(instance));
+    let data_key = format!("{dir}/{}", data_file(instance.compression));
+    tracing::info!(instance = %instance.name, source = %chosen.endpoint.addr, role = %chosen.role, key = %data_key, "backup started");
+
+    let (parse_tx, parse_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let (piece_tx, piece_rx) = mpsc::channel::<Vec<u8>>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        crate::rdb::validate(ChannelReader {
+            rx: parse_rx,
+            current: Bytes::new(),
+        })
+    });
+    let compression = instance.compression;
+    let compressor = tokio::task::spawn_blocking(move || compress(raw_rx, piece_tx, compression));
+
+    let mut upload = storage.start_upload(&data_key).await?;
+    let internal = |message: String| BackupError::Internal {
+        instance: instance.name.clone(),
+        message,
+    };
+
+    // Read and fan out; upload pieces as they come. Both loops run in this
+    // task; the bounded channels give backpressure end to end.
+    // Each loop owns its channel ends, so a loop that stops early closes
+    // them and the threads on the other side finish instead of waiting.
+    let reading = async {
+        let (parse_tx, raw_tx) = (parse_tx, raw_tx);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            progress.raw_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            let chunk = Bytes::copy_from_slice(&buf[..n]);
+            // A consumer that stopped has failed; its own result says why.
+            if parse_tx.send(chunk.clone()).await.is_err() || raw_tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        drop(parse_tx);
+        drop(raw_tx);
+        Ok::<u64, BackupError>(stream.delivered())
+    };
+    let uploading = async {
+        let mut piece_rx = piece_rx;
+        let mut sha = Sha256::new();
+        let mut stored = 0u64;
+        while let Some(piece) = piece_rx.recv().await {
+            sha.update(&piece);
+            upload.write(&piece).await?;
+            stored += piece.len() as u64;
+            progress
+                .stored_bytes
+                .fetch_add(piece.len() as u64, Ordering::Relaxed);
+        }
+        Ok::<(u64, String), BackupError>((stored, hex::encode(sha.finalize())))
+    };
+    let (read_result, upload_result) = tokio::join!(reading, uploading);
+    let compressed = compressor
+        .await
+        .map_err(|e| internal(format!("the compressor stopped: {e}")));
+    let parsed = parser
+        .await
+        .map_err(|e| internal(format!("the RDB parser stopped: {e}")));
+
+    // Any failure: abort the data upload; no manifest is written.
+    let outcome = (|| {
+        let raw_bytes = read_result?;
+        let (stored_bytes, sha256) = upload_result?;
+        compressed?.map_err(|e| internal(format!("compression failed: {e}")))?;
+        let stats = parsed?.map_err(|e| BackupError::InvalidRdb {
+            instance: instance.name.clone(),
+            address: chosen.endpoint.addr.clone(),
+            message: e.to_string(),
+        })?;
+        Ok::<_, BackupError>((raw_bytes, stored_bytes, sha256, stats))
+    })();
+    let (raw_bytes, stored_bytes, sha256, stats) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!("aborting the upload of {data_key}: {abort}");
+            }
+            return Err(e);
+        }
+    };
+    let meta = upload.finish().await?;
+    if meta.size_bytes != stored_bytes {
+        let _ = storage.delete(&data_key).await;
+        return Err(internal(format!(
+            "storage says {} bytes were stored, {stored_bytes} were sent",
+            meta.size_bytes
+        )));
+    }
+
+    let manifest = Manifest {
+        format: "redback-manifest".into(),
+        version: manifest::MANIFEST_VERSION,
+        id: id.clone(),
+        instance: instance.name.clone(),
+        kind: request.kind,
+        name: request.name.clone(),
+        started_at: started.to_string(),
+        finished_at: jiff::Timestamp::now().to_string(),
+        source: manifest::Source {
+            address: chosen.endpoint.addr.clone(),
+            role: chosen.role.clone(),
+            redis_version: chosen.redis_version.clone(),
+            rdb_version: stats.version,
+            replication_id: info.replid.clone(),
+            replication_offset: info.offset,
+            fallback_reason: chosen.fallback_reason.clone(),
+        },
+        data: manifest::DataObject {
+            key: data_key.clone(),
+            stored_bytes,
+            raw_bytes,
+            compression: instance.compression,
+            sha256,
+            rdb_crc64: format!("{:016x}", stats.checksum),
+        },
+        stats: serde_json::to_value(&stats).map_err(|e| internal(format!("stats: {e}")))?,
+        provider: None,
+        retention_until: None,
+    };
+    let manifest_key = format!("{dir}/{}", manifest::MANIFEST_FILE);
+    let mut up = storage.start_upload(&manifest_key).await?;
+    let written = async {
+        up.write(&manifest.to_json()).await?;
+        up.finish().await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = storage.delete(&data_key).await;
+        return Err(e.into());
+    }
+    tracing::info!(
+        instance = %instance.name,
+        id = %id,
+        raw_bytes,
+        stored_bytes,
+        "backup complete"
+    );
+    Ok(manifest)
+}
+
+/// Every complete backup of `instance` in `storage`, oldest first. Objects
+/// without a manifest (an interrupted backup) are not backups and are not
+/// listed.
+pub async fn list(
+    instance: &InstanceConfig,
+    storage: &dyn Storage,
+) -> Result<Vec<Manifest>, StorageError> {
+    let prefix = instance_prefix(instance);
+    let mut cursor: Option<String> = None;
+    let mut out = Vec::new();
+    loop {
+        let page = storage
+            .list(&prefix, cursor.as_deref(), MAX_LIST_KEYS)
+            .await?;
+        for o in &page.objects {
+            if !o.key.ends_with(&format!("/{}", manifest::MANIFEST_FILE)) {
+                continue;
+            }
+            let bytes = read_all(storage, &o.key, 1 << 20).await?;
+            match Manifest::from_json(&bytes) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!(key = %o.key, "skipping an unreadable manifest: {e}"),
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// Reads a small object whole, refusing one larger than `limit` bytes.
+pub async fn read_all(
+    storage: &dyn Storage,
+    key: &str,
+    limit: usize,
+) -> Result<Vec<u8>, StorageError> {
+    let mut d = storage.open_download(key, 0, None).await?;
+    let mut out = Vec::new();
+    loop {
+        let b = d.read(1 << 20).await?;
+        if b.is_empty() {
+            return Ok(out);
+        }
+        out.extend_from_slice(&b);
+        if out.len() > limit {
+            return Err(StorageError {
+                storage: storage.name().into(),
+                plugin: storage.plugin().into(),
+                kind: crate::storage::ErrorKind::Other,
+                message: format!("{key} is larger than {limit} bytes"),
+            });
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `redback backup` and `redback backups`: one-shot from a config file.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::backup::{self, Kind, Progress, Request};
+use crate::config::Config;
+use crate::daemon::Daemon;
+
+pub(super) async fn backup(
+    config_path: &Path,
+    instance: &str,
+    name: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let inst = config.instance(instance)?.clone();
+    let (_host, storage) = Daemon::open_storage(&config, &inst.storage).await?;
+    let progress = Arc::new(Progress::default());
+    let request = Request {
+        kind: Kind::Manual,
+        name,
+    };
+    let started = Instant::now();
+    let ticker = {
+        let progress = progress.clone();
+        let instance = inst.name.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let raw = progress.raw_bytes.load(Ordering::Relaxed);
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    instance = %instance,
+                    "backing up: {:.1} MiB read, {:.1} MiB stored, {:.1} MiB/s",
+                    raw as f64 / 1048576.0,
+                    progress.stored_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
+                    raw as f64 / 1048576.0 / secs
+                );
+            }
+        })
+    };
+    let result = backup::run(&inst, storage, &request, &progress).await;
+    ticker.abort();
+    let manifest = result?;
+    if json {
+        println!(
+            "{}",
+            String::from_utf8_lossy(&manifest.to_json()).trim_end()
+        );
+    } else {
+        println!("{}", manifest.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn list(
+    config_path: &Path,
+    instance: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let inst = config.instance(instance)?.clone();
+    let (_host, storage) = Daemon::open_storage(&config, &inst.storage).await?;
+    let manifests = backup::list(&inst, storage.as_ref()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&manifests)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24}  {:<9}  {:<20}  {:>12}  {:<15}  NAME",
+        "ID", "KIND", "STARTED (UTC)", "STORED", "SOURCE"
+    );
+    for m in &manifests {
+        println!(
+            "{:<24}  {:<9}  {:<20}  {:>12}  {:<15}  {}",
+            m.id,
+            format!("{:?}", m.kind).to_lowercase(),
+            m.started_at.get(..19).unwrap_or(&m.started_at),
+            m.data.stored_bytes,
+            format!("{} {}", m.source.role, m.source.address),
+            m.name.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds backup `id`: in `instance`, or in every instance of the config.
+/// Returns the instance, the storage (and its host) and the manifest.
+pub(super) async fn locate(
+    config: &Config,
+    id: &str,
+    instance: Option<&str>,
+) -> anyhow::Result<(
+    crate::config::InstanceConfig,
+    crate::plugin::PluginHost,
+    Arc<dyn crate::storage::Storage>,
+    backup::Manifest,
+)> {
+    let candidates: Vec<&crate::config::InstanceConfig> = match instance {
+        Some(name) => vec![config.instance(name)?],
+        None => config.instances.values().collect(),
+    };
+    let mut misses = Vec::new();
+    for inst in candidates {
+        let (host, storage) = Daemon::open_storage(config, &inst.storage).await?;
+        match backup::find(inst, storage.as_ref(), id).await {
+            Ok(m) => return Ok((inst.clone(), host, storage, m)),
+            Err(backup::VerifyError::NotFound { .. }) => misses.push(inst.name.clone()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!(
+        "no backup {id} in instance(s) {}; `redback backups --config {} --instance NAME` lists them",
+        misses.join(", "),
+        config.path.display()
+    )
+}
+
+pub(super) async fn verify(
+    config_path: &Path,
+    id: &str,
+    instance: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let (_inst, _host, storage, manifest) = locate(&config, id, instance).await?;
+    let v = backup::verify(storage, &manifest).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "backup {} is good: {} stored bytes match sha256 {}; RDB v{} of {} bytes parsed, CRC-64 {} and {} keys match the manifest",
+            v.id, v.stored_bytes, v.sha256, v.rdb_version, v.raw_bytes, v.rdb_crc64, v.keys
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,420 @@
+//! Backups end to end: a real redis-server, the storage-local plugin, the
+//! manifest written last, and nothing kept when the RDB is bad.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use common::*;
+use redback::backup::{self, Kind, Manifest, Progress, Request};
+use redback::config::Config;
+use redback::plugin::PluginHost;
+use redback::storage::Storage;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Every type, in small and large encodings, binary keys, TTLs, two dbs.
+fn fill(server: &RedisServer) {
+    let mut c: Vec<Vec<Vec<u8>>> = Vec::new();
+    let cmd = |parts: &[&[u8]]| parts.iter().map(|p| p.to_vec()).collect::<Vec<_>>();
+    for i in 0..2000 {
+        c.push(cmd(&[
+            b"SET",
+            format!("str:{i}").as_bytes(),
+            format!("value-{i}").as_bytes(),
+        ]));
+    }
+    c.push(cmd(&[b"SET", b"bin\x00\xff key", b"\x00\x01\xfe\xff"]));
+    c.push(cmd(&[b"SET", b"int", b"12345"]));
+    c.push(cmd(&[b"SET", b"empty", b""]));
+    c.push(cmd(&[b"SET", b"ttl", b"x", b"EX", b"3600"]));
+    c.push(cmd(&[b"RPUSH", b"list:small", b"a", b"b", b"c"]));
+    c.push(cmd(&[b"SADD", b"set:ints", b"1", b"2", b"3"]));
+    c.push(cmd(&[b"SADD", b"set:small", b"x", b"y"]));
+    c.push(cmd(&[b"ZADD", b"zset:small", b"1.5", b"a", b"2", b"b"]));
+    c.push(cmd(&[b"HSET", b"hash:small", b"f", b"v", b"g", b"w"]));
+    let big: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("member-{i}-{}", "x".repeat(80)).into_bytes())
+        .collect();
+    let mut list = vec![b"RPUSH".to_vec(), b"list:big".to_vec()];
+    list.extend(big.iter().cloned());
+    c.push(list);
+    let mut set = vec![b"SADD".to_vec(), b"set:big".to_vec()];
+    set.extend(big.iter().cloned());
+    c.push(set);
+    let mut zset = vec![b"ZADD".to_vec(), b"zset:big".to_vec()];
+    let mut hash = vec![b"HSET".to_vec(), b"hash:big".to_vec()];
+    for (i, m) in big.iter().enumerate() {
+        zset.push(format!("{i}.25").into_bytes());
+        zset.push(m.clone());
+        hash.push(m.clone());
+        hash.push(format!("{i}").into_bytes());
+    }
+    c.push(zset);
+    c.push(hash);
+    c.push(cmd(&[b"XADD", b"stream", b"1-1", b"f", b"v"]));
+    c.push(cmd(&[b"XADD", b"stream", b"2-1", b"f", b"w"]));
+    c.push(cmd(&[b"XGROUP", b"CREATE", b"stream", b"g1", b"0"]));
+    c.push(cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g1",
+        b"alice",
+        b"COUNT",
+        b"1",
+        b"STREAMS",
+        b"stream",
+        b">",
+    ]));
+    c.push(cmd(&[b"SELECT", b"5"]));
+    for i in 0..300 {
+        c.push(cmd(&[b"SET", format!("db5:{i}").as_bytes(), b"v"]));
+    }
+    server.pipe(&c);
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    config: Config,
+    config_path: std::path::PathBuf,
+    _host: PluginHost,
+    storage: Arc<dyn Storage>,
+}
+
+fn write_config(dir: &Path, instance_lines: &str) -> std::path::PathBuf {
+    let path = dir.join("redback.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n\n[instance.app]\n{instance_lines}\nstorage = \"local\"\n",
+            repo_root().join("target/plugins").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn setup(instance_lines: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let config_path = write_config(tmp.path(), instance_lines);
+    let config = Config::load(&config_path).unwrap();
+    let (host, storage) = redback::daemon::Daemon::open_storage(&config, "local")
+        .await
+        .unwrap();
+    Setup {
+        _tmp: tmp,
+        config,
+        config_path,
+        _host: host,
+        storage,
+    }
+}
+
+async fn download(storage: &dyn Storage, key: &str) -> Vec<u8> {
+    get(storage, key).await.unwrap()
+}
+
+/// Loads an RDB into a fresh server; returns DBSIZE of db 0 and db 5.
+fn load_rdb(rdb: &[u8]) -> (u64, u64, RedisServer) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seed.rdb"), rdb).unwrap();
+    let s = RedisServer::start(&[
+        "--dbfilename",
+        "seed.rdb",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    std::mem::forget(dir);
+    (s.dbsize(0), s.dbsize(5), s)
+}
+
+async fn check_backup(s: &Setup, m: &Manifest, source: &RedisServer) {
+    let stored = download(s.storage.as_ref(), &m.data.key).await;
+    assert_eq!(stored.len() as u64, m.data.stored_bytes);
+    assert_eq!(hex::encode(Sha256::digest(&stored)), m.data.sha256);
+    let rdb = match m.data.compression {
+        redback::config::Compression::Zstd { .. } => zstd::decode_all(&stored[..]).unwrap(),
+        redback::config::Compression::None => stored,
+    };
+    assert_eq!(rdb.len() as u64, m.data.raw_bytes);
+    let (db0, db5, _copy) = load_rdb(&rdb);
+    assert_eq!((db0, db5), (source.dbsize(0), source.dbsize(5)));
+    assert_eq!(m.source.rdb_version, 10, "Debian's redis 7.0 writes RDB 10");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_a_complete_rdb_with_a_manifest_written_last() {
+    let server = RedisServer::start(&[]);
+    fill(&server);
+    for compression in ["compression = \"zstd\"", "compression = \"none\""] {
+        let s = setup(&format!("address = \"{}\"\n{compression}", server.addr())).await;
+        let inst = s.config.instance("app").unwrap();
+        let progress = Progress::default();
+        let request = Request {
+            kind: Kind::Manual,
+            name: Some("before the migration".into()),
+        };
+        let m = backup::run(inst, s.storage.clone(), &request, &progress)
+            .await
+            .unwrap();
+        assert_eq!(m.instance, "app");
+        assert_eq!(m.name.as_deref(), Some("before the migration"));
+        assert_eq!(m.source.role, "master");
+        assert!(
+            m.data
+                .key
+                .starts_with(&format!("redback/app/{}/dump.rdb", m.id)),
+            "{}",
+            m.data.key
+        );
+        check_backup(&s, &m, &server).await;
+        let listed = backup::list(inst, s.storage.as_ref()).await.unwrap();
+        assert_eq!(listed, vec![m]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_come_from_an_online_replica_and_fall_back_with_a_reason() {
+    let master = RedisServer::start(&[]);
+    fill(&master);
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    for _ in 0..500 {
+        if replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = setup(&format!(
+        "address = \"{}\"\nprefer_replica = true",
+        master.addr()
+    ))
+    .await;
+    let inst = s.config.instance("app").unwrap();
+    let request = Request {
+        kind: Kind::Automatic,
+        name: None,
+    };
+    let m = backup::run(inst, s.storage.clone(), &request, &Progress::default())
+        .await
+        .unwrap();
+    assert_eq!(m.source.role, "replica");
+    assert_eq!(m.source.address, replica.addr());
+    assert_eq!(m.source.fallback_reason, None);
+    check_backup(&s, &m, &master).await;
+
+    drop(replica);
+    // The master notices the lost replica at its next ping; name it instead.
+    let s2 = setup(&format!(
+        "address = \"{}\"\nprefer_replica = true\nreplica = \"127.0.0.1:{}\"",
+        master.addr(),
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    ))
+    .await;
+    let inst = s2.config.instance("app").unwrap();
+    let m = backup::run(inst, s2.storage.clone(), &request, &Progress::default())
+        .await
+        .unwrap();
+    assert_eq!(m.source.role, "master");
+    let reason = m.source.fallback_reason.clone().unwrap();
+    assert!(reason.contains("cannot connect"), "{reason}");
+}
+
+#[test]
+fn the_cli_takes_and_lists_backups() {
+    let server = RedisServer::start(&[]);
+    fill(&server);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), &format!("address = \"{}\"", server.addr()));
+    let c = config.to_str().unwrap();
+    let (code, out, err) = redback(&[
+        "backup",
+        "--config",
+        c,
+        "--instance",
+        "app",
+        "--name",
+        "nightly",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let id = out.trim().to_string();
+    let (code, out, err) = redback(&["backups", "--config", c, "--instance", "app"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("manual") && row.contains("nightly") && row.contains("master"),
+        "{row}"
+    );
+    let (code, out, _) = redback(&["backups", "--config", c, "--instance", "app", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["id"], id.as_str());
+
+    let (code, _, err) = redback(&["backup", "--config", c, "--instance", "nope"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("instance.nope") && err.contains("app"),
+        "{err}"
+    );
+}
+
+/// A fake master that answers the handshake and sends `payload` as the RDB.
+async fn fake_master(payload: Vec<u8>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                loop {
+                    // Read one RESP array command.
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let n: usize = line.trim()[1..].parse().unwrap();
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        let mut len = String::new();
+                        r.read_line(&mut len).await.unwrap();
+                        let len: usize = len.trim()[1..].parse().unwrap();
+                        let mut a = vec![0; len + 2];
+                        r.read_exact(&mut a).await.unwrap();
+                        a.truncate(len);
+                        args.push(String::from_utf8_lossy(&a).to_uppercase());
+                    }
+                    let reply: Vec<u8> = match args[0].as_str() {
+                        "INFO" => {
+                            let body = "# x\r\nrole:master\r\nredis_version:7.0.15\r\n";
+                            format!("${}\r\n{body}\r\n", body.len()).into_bytes()
+                        }
+                        "REPLCONF" => b"+OK\r\n".to_vec(),
+                        "PSYNC" => {
+                            let mut v =
+                                b"+FULLRESYNC 0123456789012345678901234567890123456789 0\r\n"
+                                    .to_vec();
+                            v.extend_from_slice(format!("${}\r\n", payload.len()).as_bytes());
+                            v.extend_from_slice(&payload);
+                            v
+                        }
+                        _ => b"-ERR unknown\r\n".to_vec(),
+                    };
+                    if w.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_rdb_leaves_no_backup_behind() {
+    // A real RDB with one byte flipped in the middle.
+    let server = RedisServer::start(&[]);
+    fill(&server);
+    server.cli(&["SAVE"]);
+    let mut rdb = std::fs::read(server.rdb_path()).unwrap();
+    let mid = rdb.len() / 2;
+    rdb[mid] ^= 0x5a;
+    let addr = fake_master(rdb).await;
+    let s = setup(&format!("address = \"{addr}\"")).await;
+    let inst = s.config.instance("app").unwrap();
+    let e = backup::run(
+        inst,
+        s.storage.clone(),
+        &Request {
+            kind: Kind::Manual,
+            name: None,
+        },
+        &Progress::default(),
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("not valid") && text.contains("no backup was kept"),
+        "{text}"
+    );
+    assert!(
+        backup::list(inst, s.storage.as_ref())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = s.storage.list("", None, 1000).await.unwrap();
+    assert!(
+        page.objects.is_empty(),
+        "objects left behind: {:?}",
+        page.objects
+    );
+    let _ = s.config_path;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_proves_a_backup_and_catches_an_altered_one() {
+    let server = RedisServer::start(&[]);
+    fill(&server);
+    let s = setup(&format!("address = \"{}\"", server.addr())).await;
+    let inst = s.config.instance("app").unwrap();
+    let m = backup::run(
+        inst,
+        s.storage.clone(),
+        &Request {
+            kind: Kind::Manual,
+            name: None,
+        },
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    let found = backup::find(inst, s.storage.as_ref(), &m.id).await.unwrap();
+    assert_eq!(found, m);
+    let v = backup::verify(s.storage.clone(), &m).await.unwrap();
+    assert_eq!(
+        (v.keys, v.raw_bytes, v.sha256.as_str()),
+        (2000 + 14 + 300, m.data.raw_bytes, m.data.sha256.as_str())
+    );
+
+    let c = s.config_path.to_str().unwrap();
+    let (code, out, err) = redback(&["verify", "--config", c, "--backup", &m.id]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("is good"), "{out}");
+
+    // Alter one byte of the stored object behind redback's back.
+    let file = s._tmp.path().join("backups").join(&m.data.key);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let i = bytes.len() / 3;
+    bytes[i] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let e = backup::verify(s.storage.clone(), &m).await.unwrap_err();
+    assert!(
+        e.to_string().contains("sha256") && e.to_string().contains("altered"),
+        "{e}"
+    );
+    let (code, _, err) = redback(&["verify", "--config", c, "--backup", &m.id]);
+    assert_eq!(code, 1);
+    assert!(err.contains("sha256"), "{err}");
+
+    let (code, _, err) = redback(&["verify", "--config", c, "--backup", "20990101T000000Z-0000"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no backup 20990101T000000Z-0000") && err.contains("app"),
+        "{err}"
+    );
+}
