@@ -16,66 +16,6 @@ use redback::storage::Storage;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// Every type, in small and large encodings, binary keys, TTLs, two dbs.
-fn fill(server: &RedisServer) {
-    let mut c: Vec<Vec<Vec<u8>>> = Vec::new();
-    let cmd = |parts: &[&[u8]]| parts.iter().map(|p| p.to_vec()).collect::<Vec<_>>();
-    for i in 0..2000 {
-        c.push(cmd(&[
-            b"SET",
-            format!("str:{i}").as_bytes(),
-            format!("value-{i}").as_bytes(),
-        ]));
-    }
-    c.push(cmd(&[b"SET", b"bin\x00\xff key", b"\x00\x01\xfe\xff"]));
-    c.push(cmd(&[b"SET", b"int", b"12345"]));
-    c.push(cmd(&[b"SET", b"empty", b""]));
-    c.push(cmd(&[b"SET", b"ttl", b"x", b"EX", b"3600"]));
-    c.push(cmd(&[b"RPUSH", b"list:small", b"a", b"b", b"c"]));
-    c.push(cmd(&[b"SADD", b"set:ints", b"1", b"2", b"3"]));
-    c.push(cmd(&[b"SADD", b"set:small", b"x", b"y"]));
-    c.push(cmd(&[b"ZADD", b"zset:small", b"1.5", b"a", b"2", b"b"]));
-    c.push(cmd(&[b"HSET", b"hash:small", b"f", b"v", b"g", b"w"]));
-    let big: Vec<Vec<u8>> = (0..1000)
-        .map(|i| format!("member-{i}-{}", "x".repeat(80)).into_bytes())
-        .collect();
-    let mut list = vec![b"RPUSH".to_vec(), b"list:big".to_vec()];
-    list.extend(big.iter().cloned());
-    c.push(list);
-    let mut set = vec![b"SADD".to_vec(), b"set:big".to_vec()];
-    set.extend(big.iter().cloned());
-    c.push(set);
-    let mut zset = vec![b"ZADD".to_vec(), b"zset:big".to_vec()];
-    let mut hash = vec![b"HSET".to_vec(), b"hash:big".to_vec()];
-    for (i, m) in big.iter().enumerate() {
-        zset.push(format!("{i}.25").into_bytes());
-        zset.push(m.clone());
-        hash.push(m.clone());
-        hash.push(format!("{i}").into_bytes());
-    }
-    c.push(zset);
-    c.push(hash);
-    c.push(cmd(&[b"XADD", b"stream", b"1-1", b"f", b"v"]));
-    c.push(cmd(&[b"XADD", b"stream", b"2-1", b"f", b"w"]));
-    c.push(cmd(&[b"XGROUP", b"CREATE", b"stream", b"g1", b"0"]));
-    c.push(cmd(&[
-        b"XREADGROUP",
-        b"GROUP",
-        b"g1",
-        b"alice",
-        b"COUNT",
-        b"1",
-        b"STREAMS",
-        b"stream",
-        b">",
-    ]));
-    c.push(cmd(&[b"SELECT", b"5"]));
-    for i in 0..300 {
-        c.push(cmd(&[b"SET", format!("db5:{i}").as_bytes(), b"v"]));
-    }
-    server.pipe(&c);
-}
-
 struct Setup {
     _tmp: tempfile::TempDir,
     config: Config,
@@ -148,7 +88,7 @@ async fn check_backup(s: &Setup, m: &Manifest, source: &RedisServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_is_a_complete_rdb_with_a_manifest_written_last() {
     let server = RedisServer::start(&[]);
-    fill(&server);
+    server.fill_mixed();
     for compression in ["compression = \"zstd\"", "compression = \"none\""] {
         let s = setup(&format!("address = \"{}\"\n{compression}", server.addr())).await;
         let inst = s.config.instance("app").unwrap();
@@ -179,7 +119,7 @@ async fn a_backup_is_a_complete_rdb_with_a_manifest_written_last() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_come_from_an_online_replica_and_fall_back_with_a_reason() {
     let master = RedisServer::start(&[]);
-    fill(&master);
+    master.fill_mixed();
     let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     for _ in 0..500 {
         if replica
@@ -232,7 +172,7 @@ async fn backups_come_from_an_online_replica_and_fall_back_with_a_reason() {
 #[test]
 fn the_cli_takes_and_lists_backups() {
     let server = RedisServer::start(&[]);
-    fill(&server);
+    server.fill_mixed();
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), &format!("address = \"{}\"", server.addr()));
     let c = config.to_str().unwrap();
@@ -327,7 +267,7 @@ async fn fake_master(payload: Vec<u8>) -> String {
 async fn a_corrupt_rdb_leaves_no_backup_behind() {
     // A real RDB with one byte flipped in the middle.
     let server = RedisServer::start(&[]);
-    fill(&server);
+    server.fill_mixed();
     server.cli(&["SAVE"]);
     let mut rdb = std::fs::read(server.rdb_path()).unwrap();
     let mid = rdb.len() / 2;
@@ -369,7 +309,7 @@ async fn a_corrupt_rdb_leaves_no_backup_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_proves_a_backup_and_catches_an_altered_one() {
     let server = RedisServer::start(&[]);
-    fill(&server);
+    server.fill_mixed();
     let s = setup(&format!("address = \"{}\"", server.addr())).await;
     let inst = s.config.instance("app").unwrap();
     let m = backup::run(

@@ -57,6 +57,8 @@ impl RedisServer {
                     dir.path().to_str().unwrap(),
                     "--repl-diskless-sync-delay",
                     "0",
+                    "--enable-debug-command",
+                    "local",
                 ])
                 .args(extra)
                 .stdout(Stdio::null())
@@ -153,6 +155,72 @@ impl RedisServer {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("DBSIZE: {:?}", out))
+    }
+
+    /// The mixed dataset: every type, in small and large encodings, binary keys, TTLs, two dbs.
+    pub fn fill_mixed(&self) {
+        let mut c: Vec<Vec<Vec<u8>>> = Vec::new();
+        let cmd = |parts: &[&[u8]]| parts.iter().map(|p| p.to_vec()).collect::<Vec<_>>();
+        for i in 0..2000 {
+            c.push(cmd(&[
+                b"SET",
+                format!("str:{i}").as_bytes(),
+                format!("value-{i}").as_bytes(),
+            ]));
+        }
+        c.push(cmd(&[b"SET", b"bin\x00\xff key", b"\x00\x01\xfe\xff"]));
+        c.push(cmd(&[b"SET", b"int", b"12345"]));
+        c.push(cmd(&[b"SET", b"empty", b""]));
+        c.push(cmd(&[b"SET", b"ttl", b"x", b"EX", b"3600"]));
+        c.push(cmd(&[b"RPUSH", b"list:small", b"a", b"b", b"c"]));
+        c.push(cmd(&[b"SADD", b"set:ints", b"1", b"2", b"3"]));
+        c.push(cmd(&[b"SADD", b"set:small", b"x", b"y"]));
+        c.push(cmd(&[b"ZADD", b"zset:small", b"1.5", b"a", b"2", b"b"]));
+        c.push(cmd(&[b"HSET", b"hash:small", b"f", b"v", b"g", b"w"]));
+        let big: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("member-{i}-{}", "x".repeat(80)).into_bytes())
+            .collect();
+        let mut list = vec![b"RPUSH".to_vec(), b"list:big".to_vec()];
+        list.extend(big.iter().cloned());
+        c.push(list);
+        let mut set = vec![b"SADD".to_vec(), b"set:big".to_vec()];
+        set.extend(big.iter().cloned());
+        c.push(set);
+        let mut zset = vec![b"ZADD".to_vec(), b"zset:big".to_vec()];
+        let mut hash = vec![b"HSET".to_vec(), b"hash:big".to_vec()];
+        for (i, m) in big.iter().enumerate() {
+            zset.push(format!("{i}.25").into_bytes());
+            zset.push(m.clone());
+            hash.push(m.clone());
+            hash.push(format!("{i}").into_bytes());
+        }
+        c.push(zset);
+        c.push(hash);
+        c.push(cmd(&[b"XADD", b"stream", b"1-1", b"f", b"v"]));
+        c.push(cmd(&[b"XADD", b"stream", b"2-1", b"f", b"w"]));
+        c.push(cmd(&[b"XGROUP", b"CREATE", b"stream", b"g1", b"0"]));
+        c.push(cmd(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g1",
+            b"alice",
+            b"COUNT",
+            b"1",
+            b"STREAMS",
+            b"stream",
+            b">",
+        ]));
+        c.push(cmd(&[b"SELECT", b"5"]));
+        for i in 0..300 {
+            c.push(cmd(&[b"SET", format!("db5:{i}").as_bytes(), b"v"]));
+        }
+        self.pipe(&c);
+    }
+
+    /// `DEBUG DIGEST`: one hash of the whole dataset, keys, values and
+    /// expiry times included; equal digests mean equal instances.
+    pub fn digest(&self) -> String {
+        self.cli(&["DEBUG", "DIGEST"]).trim().to_string()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -14,9 +14,10 @@
 
 pub mod manifest;
 mod source;
+pub mod stream;
 mod verify;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,10 +26,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 pub use manifest::{Kind, Manifest};
-pub use source::{Chosen, choose};
+pub use source::{Chosen, choose, endpoint_for};
 pub use verify::{Verified, VerifyError, find, verify};
 
 use crate::config::{Compression, InstanceConfig};
+use crate::pipe::ChannelReader;
 use crate::replication::{ReplError, start_sync};
 use crate::storage::{MAX_LIST_KEYS, Storage, StorageError};
 
@@ -93,28 +95,6 @@ fn data_file(c: Compression) -> &'static str {
     match c {
         Compression::Zstd { .. } => "dump.rdb.zst",
         Compression::None => "dump.rdb",
-    }
-}
-
-/// `Read` over the chunks the replication reader sends, for the parser
-/// running on a blocking thread.
-struct ChannelReader {
-    rx: mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.current = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
     }
 }
 
@@ -198,12 +178,8 @@ pub async fn run(
     let (parse_tx, parse_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let (piece_tx, piece_rx) = mpsc::channel::<Vec<u8>>(2);
-    let parser = tokio::task::spawn_blocking(move || {
-        crate::rdb::validate(ChannelReader {
-            rx: parse_rx,
-            current: Bytes::new(),
-        })
-    });
+    let parser =
+        tokio::task::spawn_blocking(move || crate::rdb::validate(ChannelReader::new(parse_rx)));
     let compression = instance.compression;
     let compressor = tokio::task::spawn_blocking(move || compress(raw_rx, piece_tx, compression));
 

@@ -15,7 +15,8 @@ pub struct Chosen {
     pub fallback_reason: Option<String>,
 }
 
-pub(crate) fn endpoint_for(instance: &InstanceConfig, addr: &str) -> Endpoint {
+/// The endpoint of node `addr` of `instance`, with its credentials.
+pub fn endpoint_for(instance: &InstanceConfig, addr: &str) -> Endpoint {
     let mut ep = Endpoint::new(&instance.name, addr);
     ep.username = instance.username.clone();
     ep.password = instance.password.clone();

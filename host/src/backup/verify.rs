@@ -5,12 +5,8 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-
-use super::{ChannelReader, Manifest, read_all};
-use crate::config::{Compression, InstanceConfig};
+use super::{Manifest, read_all};
+use crate::config::InstanceConfig;
 use crate::storage::{Storage, StorageError};
 
 /// What `verify` found.
@@ -81,48 +77,21 @@ pub async fn verify(storage: Arc<dyn Storage>, m: &Manifest) -> Result<Verified,
         id: m.id.clone(),
         message,
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(8);
-    let compression = m.data.compression;
+    let (download, reader) = super::stream::open(storage, m);
     let parser = tokio::task::spawn_blocking(move || {
-        let reader = ChannelReader {
-            rx,
-            current: Bytes::new(),
+        let mut counted = Counted {
+            inner: reader,
+            n: 0,
         };
-        match compression {
-            Compression::Zstd { .. } => {
-                let mut counted = Counted {
-                    inner: zstd::stream::read::Decoder::new(reader)?,
-                    n: 0,
-                };
-                let stats = crate::rdb::validate(&mut counted);
-                Ok::<_, std::io::Error>((stats, counted.n))
-            }
-            Compression::None => {
-                let mut counted = Counted {
-                    inner: reader,
-                    n: 0,
-                };
-                let stats = crate::rdb::validate(&mut counted);
-                Ok((stats, counted.n))
-            }
-        }
+        let stats = crate::rdb::validate(&mut counted);
+        // Drain what the parser left, so the download reads (and hashes) the
+        // whole object even when the RDB ended early.
+        let _ = std::io::copy(&mut counted, &mut std::io::sink());
+        Ok::<_, std::io::Error>((stats, counted.n))
     });
-    let mut sha = Sha256::new();
-    let mut stored = 0u64;
-    let mut d = storage.open_download(&m.data.key, 0, None).await?;
-    loop {
-        let b = d.read(1 << 20).await?;
-        if b.is_empty() {
-            break;
-        }
-        stored += b.len() as u64;
-        sha.update(&b);
-        if tx.send(Bytes::from(b)).await.is_err() {
-            break; // the parser stopped; its result says why
-        }
-    }
-    drop(tx);
-    let sha256 = hex::encode(sha.finalize());
+    let (stored, sha256) = download
+        .await
+        .map_err(|e| mismatch(format!("the download stopped: {e}")))??;
     if stored != m.data.stored_bytes {
         return Err(mismatch(format!(
             "the stored object has {stored} bytes, the manifest says {}",

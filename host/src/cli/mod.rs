@@ -7,6 +7,7 @@
 
 mod backup_cmd;
 mod plugin_cmd;
+mod restore_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -82,6 +83,71 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restore a backup: the whole instance in place, or only chosen keys.
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        instance: Option<String>,
+        /// Restore into this address instead of the instance's own.
+        #[arg(long)]
+        target: Option<String>,
+        /// Environment variable holding the target's password (else the
+        /// instance's credentials are used).
+        #[arg(long, requires = "target")]
+        target_password_env: Option<String>,
+        /// Only these keys: `k1;k2;user:*` (Redis glob patterns).
+        #[arg(long)]
+        keys: Option<String>,
+        /// Only keys of this db (with --keys).
+        #[arg(long)]
+        db: Option<u64>,
+        /// Keep keys that exist in the target instead of replacing them.
+        #[arg(long)]
+        no_replace: bool,
+        /// Keep going past keys the target refuses, and report them.
+        #[arg(long)]
+        best_effort: bool,
+        /// Confirm: a restore overwrites data.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clone a backup into a new instance: an empty address, or a new local
+    /// redis-server started on the backup.
+    Clone {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        instance: Option<String>,
+        /// An empty Redis to restore into.
+        #[arg(long, conflicts_with = "spawn")]
+        target: Option<String>,
+        #[arg(long, requires = "target")]
+        target_password_env: Option<String>,
+        /// Restore into --target even if it holds keys.
+        #[arg(long, requires = "target")]
+        force: bool,
+        /// Start a new redis-server loaded from the backup and leave it running.
+        #[arg(long)]
+        spawn: bool,
+        /// Port of the new server (with --spawn).
+        #[arg(long, requires = "spawn")]
+        port: Option<u16>,
+        /// Data directory of the new server (with --spawn).
+        #[arg(long, requires = "spawn")]
+        dir: Option<PathBuf>,
+        /// The redis-server binary (with --spawn).
+        #[arg(long, default_value = "redis-server")]
+        redis_server: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect and check plugins.
     Plugin {
         #[command(subcommand)]
@@ -154,6 +220,61 @@ pub fn run(cli: Cli) -> ExitCode {
                 instance,
                 json,
             } => backup_cmd::verify(&config, &backup, instance.as_deref(), json).await,
+            Command::Restore {
+                config,
+                backup,
+                instance,
+                target,
+                target_password_env,
+                keys,
+                db,
+                no_replace,
+                best_effort,
+                yes,
+                json,
+            } => {
+                let t = restore_cmd::TargetArgs {
+                    target,
+                    target_password_env,
+                };
+                restore_cmd::restore(
+                    &config,
+                    &backup,
+                    instance.as_deref(),
+                    t,
+                    keys,
+                    db,
+                    no_replace,
+                    best_effort,
+                    yes,
+                    json,
+                )
+                .await
+            }
+            Command::Clone {
+                config,
+                backup,
+                instance,
+                target,
+                target_password_env,
+                force,
+                spawn,
+                port,
+                dir,
+                redis_server,
+                json,
+            } => {
+                let t = restore_cmd::TargetArgs {
+                    target,
+                    target_password_env,
+                };
+                let s = spawn.then_some(restore_cmd::SpawnArgs {
+                    port,
+                    dir,
+                    redis_server,
+                });
+                restore_cmd::clone(&config, &backup, instance.as_deref(), t, force, s, json).await
+            }
             Command::Plugin {
                 command: PluginCommand::List { config, json },
             } => plugin_cmd::list(&config, json).await,

@@ -14,6 +14,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 pub struct Connection {
     pub(super) ep: Endpoint,
     pub(super) io: BufReader<Box<dyn Transport>>,
+    /// Commands queued for a pipelined send.
+    pending: Vec<u8>,
 }
 
 impl Connection {
@@ -37,6 +39,7 @@ impl Connection {
         let mut conn = Connection {
             ep: ep.clone(),
             io: BufReader::with_capacity(256 << 10, Box::new(tcp) as Box<dyn Transport>),
+            pending: Vec::new(),
         };
         if let Some(password) = &ep.password {
             let pw = password.expose().as_bytes();
@@ -81,6 +84,48 @@ impl Connection {
                 Err(server_error(&self.ep, &doing, &e))
             }
             r => Ok(r),
+        }
+    }
+
+    /// Queues a command without waiting for its reply (pipelining); see
+    /// `flush` and `read_reply`.
+    pub fn queue(&mut self, args: &[&[u8]]) {
+        resp::encode(args, &mut self.pending);
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn queued_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Sends the queued commands.
+    pub async fn flush(&mut self) -> Result<(), ReplError> {
+        use tokio::io::AsyncWriteExt;
+        let t = self.ep.read_timeout;
+        let buf = std::mem::take(&mut self.pending);
+        let r = tokio::time::timeout(t, async {
+            let w = self.io.get_mut();
+            w.write_all(&buf).await?;
+            w.flush().await
+        })
+        .await;
+        let mut buf = buf;
+        buf.clear();
+        self.pending = buf;
+        match r {
+            Err(_) => Err(self.ep.timeout_error("sending commands", t)),
+            Ok(Err(e)) => Err(self.ep.resp_error("sending commands", e.into())),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Reads the reply to the oldest command sent and not yet answered.
+    pub async fn read_reply(&mut self) -> Result<Reply, ReplError> {
+        let t = self.ep.read_timeout;
+        match tokio::time::timeout(t, resp::read_reply(&mut self.io)).await {
+            Err(_) => Err(self.ep.timeout_error("waiting for replies", t)),
+            Ok(Err(e)) => Err(self.ep.resp_error("waiting for replies", e)),
+            Ok(Ok(r)) => Ok(r),
         }
     }
 

@@ -1,0 +1,172 @@
+//! `redback restore` and `redback clone`: one-shot from a config file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use super::backup_cmd::locate;
+use crate::config::{Config, Secret};
+use crate::restore::spawn::{SpawnOptions, clone_to_new_server, find_binary};
+use crate::restore::{self, KeyFilter, Options, Progress, Scope};
+
+/// Where to restore to, from the command line.
+pub(super) struct TargetArgs {
+    pub target: Option<String>,
+    pub target_password_env: Option<String>,
+}
+
+fn target_endpoint(
+    inst: &crate::config::InstanceConfig,
+    args: &TargetArgs,
+) -> anyhow::Result<crate::replication::Endpoint> {
+    let addr = args.target.clone().unwrap_or_else(|| inst.address.clone());
+    let mut ep = crate::backup::endpoint_for(inst, &addr);
+    if args.target.is_some() {
+        ep.instance = format!("{} (target {addr})", inst.name);
+        if let Some(var) = &args.target_password_env {
+            let pw = std::env::var(var).with_context(|| {
+                format!("--target-password-env names `{var}`, which is not set")
+            })?;
+            ep.password = Some(Secret::new(pw));
+        }
+    }
+    Ok(ep)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn restore(
+    config_path: &Path,
+    id: &str,
+    instance: Option<&str>,
+    target: TargetArgs,
+    keys: Option<String>,
+    db: Option<u64>,
+    no_replace: bool,
+    best_effort: bool,
+    yes: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let (inst, _host, storage, manifest) = locate(&config, id, instance).await?;
+    let ep = target_endpoint(&inst, &target)?;
+    let scope = match keys.as_deref() {
+        Some(list) => Scope::Keys {
+            filter: KeyFilter::parse(list).context("--keys holds no key; write `k1;k2;user:*`")?,
+            db,
+        },
+        None => {
+            if db.is_some() {
+                bail!("--db selects keys of one db; it needs --keys");
+            }
+            Scope::WholeInPlace
+        }
+    };
+    if !yes {
+        let what = match &scope {
+            Scope::WholeInPlace => format!("replaces every key of {} with backup {id}", ep.addr),
+            _ => format!(
+                "overwrites the chosen keys of {} with their values in backup {id}",
+                ep.addr
+            ),
+        };
+        bail!("this restore {what}; add --yes to confirm");
+    }
+    let opts = Options {
+        scope,
+        replace: !no_replace,
+        best_effort,
+    };
+    let report = restore::run(storage, &manifest, &ep, opts, &Progress::default()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "restored {} of {} matching keys from backup {} into {} ({} expired, {} kept as they were, {} refused)",
+            report.keys_restored,
+            report.keys_found,
+            report.backup,
+            report.target,
+            report.keys_expired,
+            report.keys_existing,
+            report.refused.len()
+        );
+        if !report.missing_patterns.is_empty() {
+            println!("not in the backup: {}", report.missing_patterns.join(";"));
+        }
+        for (k, why) in &report.refused {
+            println!("refused {k}: {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) struct SpawnArgs {
+    pub port: Option<u16>,
+    pub dir: Option<PathBuf>,
+    pub redis_server: PathBuf,
+}
+
+pub(super) async fn clone(
+    config_path: &Path,
+    id: &str,
+    instance: Option<&str>,
+    target: TargetArgs,
+    force: bool,
+    spawn: Option<SpawnArgs>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let (inst, _host, storage, manifest) = locate(&config, id, instance).await?;
+    if let Some(s) = spawn {
+        let (Some(port), Some(dir)) = (s.port, s.dir) else {
+            bail!("--spawn needs --port P and --dir D for the new server");
+        };
+        if !find_binary(&s.redis_server) {
+            bail!(
+                "cannot find {}; install redis-server or pass --redis-server PATH",
+                s.redis_server.display()
+            );
+        }
+        let opts = SpawnOptions {
+            redis_server: s.redis_server,
+            port,
+            dir,
+            bind: "127.0.0.1".into(),
+        };
+        let spawned = clone_to_new_server(storage, &manifest, &opts).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&spawned)?);
+        } else {
+            println!("{}", spawned.address);
+            eprintln!(
+                "clone of backup {id} running at {} with {} keys (data {}, log {}, pid file {})",
+                spawned.address,
+                spawned.keys,
+                spawned.dir.display(),
+                spawned.log_file.display(),
+                spawned.pid_file.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if target.target.is_none() {
+        bail!("clone needs --target ADDR (an empty instance) or --spawn --port P --dir D");
+    }
+    let ep = target_endpoint(&inst, &target)?;
+    let opts = Options {
+        scope: Scope::CloneInto { force },
+        replace: true,
+        best_effort: false,
+    };
+    let report = restore::run(storage, &manifest, &ep, opts, &Progress::default()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "cloned backup {} into {}: {} keys restored, {} expired",
+            report.backup, report.target, report.keys_restored, report.keys_expired
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,368 @@
+//! Restores: put a backup back into Redis, whole or only chosen keys, into
+//! the instance it came from or a new one.
+//!
+//! Owns: the restore data path (storage download -> sha256 -> zstd decode ->
+//! RDB parser -> pipelined `RESTORE key ttl payload [REPLACE] ABSTTL`), the
+//! key filter, the target checks (empty for a clone, engine version), and
+//! the report of what was restored. Must not: speak the replication
+//! protocol itself (`replication/`), or touch a target before the backup
+//! proved intact when a failure would leave it half-restored.
+
+pub mod keys;
+pub mod spawn;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+pub use keys::{KeyFilter, glob_match};
+
+use crate::backup::{self, Manifest, VerifyError};
+use crate::replication::{Connection, Endpoint, ReplError, Reply};
+use crate::storage::{Storage, StorageError};
+
+/// How the whole job is scoped.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// The whole dataset replaces the target's (FLUSHALL first).
+    WholeInPlace,
+    /// Only keys matching the filter (optionally of one db); other keys of
+    /// the target are left alone.
+    Keys { filter: KeyFilter, db: Option<u64> },
+    /// The whole dataset into a target that must be empty unless `force`.
+    CloneInto { force: bool },
+}
+
+/// Options of a restore.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scope: Scope,
+    /// Overwrite keys that exist (`REPLACE`); when false they are kept and
+    /// counted as existing.
+    pub replace: bool,
+    /// Keep going past keys the target refuses, reporting them, instead of
+    /// stopping at the first.
+    pub best_effort: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub backup: String,
+    pub target: String,
+    /// `restore-pipeline` (and later `handoff`, `replay`).
+    pub mode: String,
+    pub keys_in_backup: u64,
+    /// Keys that matched the filter (all keys for a whole restore).
+    pub keys_found: u64,
+    pub keys_restored: u64,
+    /// Keys whose TTL had already passed: not restored.
+    pub keys_expired: u64,
+    /// Keys that existed and were kept (`replace = false`).
+    pub keys_existing: u64,
+    /// Patterns of a key restore that matched no key.
+    pub missing_patterns: Vec<String>,
+    /// Keys the target refused (best effort), with its reason.
+    pub refused: Vec<(String, String)>,
+    pub raw_bytes: u64,
+}
+
+/// Live counters for progress bars and the task center.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub raw_bytes: AtomicU64,
+    pub keys: AtomicU64,
+}
+
+/// Why a restore failed, with what was already restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Target(#[from] ReplError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the backup did not verify, so the target was not touched: {0}")]
+    NotVerified(#[from] VerifyError),
+    #[error(
+        "{target} holds {keys} keys; a clone goes into an empty instance (use --force to restore into it anyway)"
+    )]
+    TargetNotEmpty { target: String, keys: u64 },
+    #[error("restore into {target} stopped after {restored} keys were restored: {message}")]
+    Failed {
+        target: String,
+        restored: u64,
+        message: String,
+    },
+}
+
+/// Longest command batch sent before reading replies.
+const PIPELINE_BYTES: usize = 4 << 20;
+/// Most replies outstanding.
+const PIPELINE_DEPTH: usize = 1024;
+
+/// Sum of `INFO keyspace` key counts.
+async fn total_keys(conn: &mut Connection) -> Result<u64, ReplError> {
+    let info = conn.info("keyspace").await?;
+    Ok(info
+        .iter()
+        .filter(|(k, _)| k.starts_with("db"))
+        .filter_map(|(_, v)| {
+            v.split(',')
+                .find_map(|p| p.strip_prefix("keys="))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum())
+}
+
+/// `proto-max-bulk-len` of the target (512 MiB when it will not say).
+async fn max_bulk(conn: &mut Connection) -> u64 {
+    match conn.raw(&[b"CONFIG", b"GET", b"proto-max-bulk-len"]).await {
+        Ok(Reply::Array(Some(items))) => items
+            .get(1)
+            .and_then(|r| r.text())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(512 << 20),
+        _ => 512 << 20,
+    }
+}
+
+/// One key ready to send.
+struct Ready {
+    db: u64,
+    key: Vec<u8>,
+    expire_at_ms: Option<i64>,
+    payload: Vec<u8>,
+}
+
+/// Restores backup `manifest` into `target` with the RESTORE pipeline.
+pub async fn run(
+    storage: Arc<dyn Storage>,
+    manifest: &Manifest,
+    target: &Endpoint,
+    opts: Options,
+    progress: &Progress,
+) -> Result<Report, RestoreError> {
+    let mut conn = Connection::open(target).await?;
+    let mut report = Report {
+        backup: manifest.id.clone(),
+        target: target.addr.clone(),
+        mode: "restore-pipeline".into(),
+        ..Report::default()
+    };
+    match &opts.scope {
+        Scope::CloneInto { force: false } => {
+            let keys = total_keys(&mut conn).await?;
+            if keys > 0 {
+                return Err(RestoreError::TargetNotEmpty {
+                    target: target.addr.clone(),
+                    keys,
+                });
+            }
+        }
+        Scope::WholeInPlace => {
+            // A whole restore must not leave the target half-written: prove
+            // the stored object first, then empty the target.
+            backup::verify(storage.clone(), manifest).await?;
+            conn.command(&[b"FLUSHALL"]).await?;
+        }
+        _ => {}
+    }
+    let max_bulk = max_bulk(&mut conn).await;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+
+    let (tx, mut rx) = mpsc::channel::<Vec<Ready>>(2);
+    let (download, reader) = backup::stream::open(storage.clone(), manifest);
+    let rdb_version = manifest.source.rdb_version;
+    let scope = opts.scope.clone();
+    // The parser thread: selects keys, drops expired ones, builds payloads.
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut filter = match &scope {
+            Scope::Keys { filter, db } => Some((filter.clone(), *db)),
+            _ => None,
+        };
+        let mut counts = (0u64, 0u64, 0u64, 0u64); // in backup, found, expired, raw bytes
+        let mut p = crate::rdb::Parser::new(reader).map_err(|e| e.to_string())?;
+        let mut batch: Vec<Ready> = Vec::new();
+        let mut batch_bytes = 0usize;
+        while let Some(item) = p.next().map_err(|e| e.to_string())? {
+            let crate::rdb::Item::Key(e) = item else {
+                continue;
+            };
+            counts.0 += 1;
+            if let Some((f, db)) = filter.as_mut()
+                && (db.is_some_and(|d| d != e.db) || !f.matches(&e.key))
+            {
+                continue;
+            }
+            counts.1 += 1;
+            if e.expire_at_ms.is_some_and(|t| t <= now_ms) {
+                counts.2 += 1;
+                continue;
+            }
+            let payload = e.dump_payload(rdb_version);
+            batch_bytes += payload.len() + e.key.len();
+            batch.push(Ready {
+                db: e.db,
+                key: e.key,
+                expire_at_ms: e.expire_at_ms,
+                payload,
+            });
+            if batch_bytes >= PIPELINE_BYTES || batch.len() >= 256 {
+                if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                    return Err("the writer stopped".into());
+                }
+                batch_bytes = 0;
+            }
+        }
+        counts.3 = p.offset();
+        if !batch.is_empty() && tx.blocking_send(batch).is_err() {
+            return Err("the writer stopped".into());
+        }
+        let missing = filter.map(|(f, _)| f.missing()).unwrap_or_default();
+        Ok::<_, String>((counts, missing))
+    });
+
+    let failed = |restored: u64, message: String| RestoreError::Failed {
+        target: target.addr.clone(),
+        restored,
+        message,
+    };
+    // The writer: pipelined RESTOREs, at most PIPELINE_DEPTH unanswered.
+    let mut current_db: Option<u64> = None;
+    let mut outstanding: std::collections::VecDeque<Option<Vec<u8>>> = Default::default();
+    let mut write_error: Option<String> = None;
+    'batches: while let Some(batch) = rx.recv().await {
+        for r in batch {
+            if r.payload.len() as u64 > max_bulk {
+                let key = String::from_utf8_lossy(&r.key).into_owned();
+                let why = format!(
+                    "its payload of {} bytes is over the target's proto-max-bulk-len of {max_bulk}",
+                    r.payload.len()
+                );
+                if !opts.best_effort {
+                    write_error = Some(format!(
+                        "key `{key}`: {why}; raise proto-max-bulk-len on the target"
+                    ));
+                    break 'batches;
+                }
+                report.refused.push((key, why));
+                continue;
+            }
+            if current_db != Some(r.db) {
+                conn.queue(&[b"SELECT", r.db.to_string().as_bytes()]);
+                outstanding.push_back(None);
+                current_db = Some(r.db);
+            }
+            let ttl = r.expire_at_ms.unwrap_or(0).to_string();
+            if opts.replace {
+                conn.queue(&[
+                    b"RESTORE",
+                    &r.key,
+                    ttl.as_bytes(),
+                    &r.payload,
+                    b"REPLACE",
+                    b"ABSTTL",
+                ]);
+            } else {
+                conn.queue(&[b"RESTORE", &r.key, ttl.as_bytes(), &r.payload, b"ABSTTL"]);
+            }
+            outstanding.push_back(Some(r.key));
+            if conn.queued_bytes() >= PIPELINE_BYTES || outstanding.len() >= PIPELINE_DEPTH {
+                conn.flush().await?;
+                while outstanding.len() > PIPELINE_DEPTH / 2 {
+                    if let Err(m) =
+                        settle(&mut conn, &mut outstanding, &mut report, &opts, progress).await?
+                    {
+                        write_error = Some(m);
+                        break 'batches;
+                    }
+                }
+            }
+        }
+    }
+    drop(rx);
+    if write_error.is_none() {
+        conn.flush().await?;
+        while !outstanding.is_empty() {
+            if let Err(m) =
+                settle(&mut conn, &mut outstanding, &mut report, &opts, progress).await?
+            {
+                write_error = Some(m);
+                break;
+            }
+        }
+    }
+    let parsed = parser
+        .await
+        .map_err(|e| failed(report.keys_restored, format!("the parser stopped: {e}")))?;
+    let downloaded = download
+        .await
+        .map_err(|e| failed(report.keys_restored, format!("the download stopped: {e}")))?;
+    if let Some(m) = write_error {
+        return Err(failed(report.keys_restored, m));
+    }
+    let (bytes, sha) = downloaded?;
+    if sha != manifest.data.sha256 || bytes != manifest.data.stored_bytes {
+        return Err(failed(
+            report.keys_restored,
+            format!(
+                "the stored object does not match the manifest's sha256 ({sha} vs {}): it was altered or damaged",
+                manifest.data.sha256
+            ),
+        ));
+    }
+    let ((in_backup, found, expired, raw), missing) = parsed.map_err(|m| {
+        failed(
+            report.keys_restored,
+            format!("the backup's RDB is not valid: {m}"),
+        )
+    })?;
+    report.keys_in_backup = in_backup;
+    report.keys_found = found;
+    report.keys_expired = expired;
+    report.raw_bytes = raw;
+    report.missing_patterns = missing;
+    progress.raw_bytes.store(raw, Ordering::Relaxed);
+    Ok(report)
+}
+
+/// Reads one reply and books it. `Ok(Err(_))` is a key the target refused
+/// when the restore is not best effort.
+async fn settle(
+    conn: &mut Connection,
+    outstanding: &mut std::collections::VecDeque<Option<Vec<u8>>>,
+    report: &mut Report,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Result<(), String>, RestoreError> {
+    let reply = conn.read_reply().await?;
+    let Some(key) = outstanding.pop_front().flatten() else {
+        return Ok(match reply {
+            Reply::Error(e) => Err(format!("SELECT failed: {e}")),
+            _ => Ok(()),
+        });
+    };
+    match reply {
+        Reply::Error(e) if e.starts_with("BUSYKEY") && !opts.replace => {
+            report.keys_existing += 1;
+        }
+        Reply::Error(e) => {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if !opts.best_effort {
+                let hint = if e.contains("payload version") {
+                    "; the target runs an older Redis than the backup: use the replay mode"
+                } else {
+                    ""
+                };
+                return Ok(Err(format!("the target refused key `{key}`: {e}{hint}")));
+            }
+            report.refused.push((key, e));
+        }
+        _ => {
+            report.keys_restored += 1;
+            progress.keys.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(Ok(()))
+}
