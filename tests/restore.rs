@@ -46,17 +46,33 @@ fn the_whole_instance_comes_back_in_place() {
     assert!(err.contains("--yes"), "{err}");
     assert_eq!(source.dbsize(0), 1, "nothing may change without --yes");
 
-    let (code, out, err) = redback(&[
-        "restore", "--config", &c, "--backup", &id, "--yes", "--json",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["keys_restored"], 2314);
-    assert_eq!(
-        source.digest(),
-        before,
-        "the instance equals the backup, key by key"
-    );
+    for mode in ["handoff", "restore"] {
+        let args = [
+            "restore", "--config", &c, "--backup", &id, "--mode", mode, "--yes", "--json",
+        ];
+        let (code, out, err) = redback(&args);
+        assert_eq!(code, 0, "{mode}: {out}\n{err}");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["keys_restored"], 2314, "{mode}");
+        let expected_mode = if mode == "handoff" {
+            "handoff"
+        } else {
+            "restore-pipeline"
+        };
+        assert_eq!(report["mode"], expected_mode);
+        assert_eq!(
+            source.digest(),
+            before,
+            "{mode}: the instance equals the backup, key by key"
+        );
+        let role = source.cli(&["INFO", "replication"]);
+        assert!(
+            role.contains("role:master"),
+            "{mode}: left a replica of redback"
+        );
+        source.cli(&["FLUSHALL"]);
+        source.cli(&["SET", "written-after-the-backup", "x"]);
+    }
 }
 
 #[test]

@@ -30,6 +30,13 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestoreModeArg {
+    Auto,
+    Handoff,
+    Restore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Human,
     Json,
@@ -110,6 +117,19 @@ pub enum Command {
         /// Keep going past keys the target refuses, and report them.
         #[arg(long)]
         best_effort: bool,
+        /// How a whole instance is restored: `handoff` (the target loads the
+        /// RDB as a replica of redback: fastest), `restore` (pipelined
+        /// RESTORE commands), or `auto` (handoff).
+        #[arg(long, value_enum, default_value_t = RestoreModeArg::Auto)]
+        mode: RestoreModeArg,
+        /// Handoff: where redback listens for the target (default: the
+        /// address it reaches the target from, any port).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Handoff: the HOST:PORT the target should connect to, when it
+        /// differs from the listen address.
+        #[arg(long)]
+        advertise: Option<String>,
         /// Confirm: a restore overwrites data.
         #[arg(long)]
         yes: bool,
@@ -230,6 +250,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 db,
                 no_replace,
                 best_effort,
+                mode,
+                listen,
+                advertise,
                 yes,
                 json,
             } => {
@@ -237,19 +260,18 @@ pub fn run(cli: Cli) -> ExitCode {
                     target,
                     target_password_env,
                 };
-                restore_cmd::restore(
-                    &config,
-                    &backup,
-                    instance.as_deref(),
-                    t,
+                let how = restore_cmd::How {
                     keys,
                     db,
                     no_replace,
                     best_effort,
+                    mode,
+                    listen,
+                    advertise,
                     yes,
                     json,
-                )
-                .await
+                };
+                restore_cmd::restore(&config, &backup, instance.as_deref(), t, how).await
             }
             Command::Clone {
                 config,

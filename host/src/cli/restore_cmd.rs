@@ -34,19 +34,37 @@ fn target_endpoint(
     Ok(ep)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What and how to restore, from the command line.
+pub(super) struct How {
+    pub keys: Option<String>,
+    pub db: Option<u64>,
+    pub no_replace: bool,
+    pub best_effort: bool,
+    pub mode: super::RestoreModeArg,
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    pub yes: bool,
+    pub json: bool,
+}
+
 pub(super) async fn restore(
     config_path: &Path,
     id: &str,
     instance: Option<&str>,
     target: TargetArgs,
-    keys: Option<String>,
-    db: Option<u64>,
-    no_replace: bool,
-    best_effort: bool,
-    yes: bool,
-    json: bool,
+    how: How,
 ) -> anyhow::Result<ExitCode> {
+    let How {
+        keys,
+        db,
+        no_replace,
+        best_effort,
+        mode,
+        listen,
+        advertise,
+        yes,
+        json,
+    } = how;
     let config = Config::load(config_path)?;
     let (inst, _host, storage, manifest) = locate(&config, id, instance).await?;
     let ep = target_endpoint(&inst, &target)?;
@@ -72,17 +90,31 @@ pub(super) async fn restore(
         };
         bail!("this restore {what}; add --yes to confirm");
     }
-    let opts = Options {
-        scope,
-        replace: !no_replace,
-        best_effort,
+    let whole = matches!(scope, Scope::WholeInPlace);
+    if !whole && mode == super::RestoreModeArg::Handoff {
+        bail!("--mode handoff restores a whole instance; a key restore uses the RESTORE pipeline");
+    }
+    let report = if whole && mode != super::RestoreModeArg::Restore {
+        let o = restore::handoff::HandoffOptions {
+            listen,
+            advertise,
+            ..Default::default()
+        };
+        restore::handoff::run(storage, &manifest, &ep, &o).await?
+    } else {
+        let opts = Options {
+            scope,
+            replace: !no_replace,
+            best_effort,
+        };
+        restore::run(storage, &manifest, &ep, opts, &Progress::default()).await?
     };
-    let report = restore::run(storage, &manifest, &ep, opts, &Progress::default()).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "restored {} of {} matching keys from backup {} into {} ({} expired, {} kept as they were, {} refused)",
+            "restored ({}) {} of {} matching keys from backup {} into {} ({} expired, {} kept as they were, {} refused)",
+            report.mode,
             report.keys_restored,
             report.keys_found,
             report.backup,

@@ -16,6 +16,8 @@ pub struct Connection {
     pub(super) io: BufReader<Box<dyn Transport>>,
     /// Commands queued for a pipelined send.
     pending: Vec<u8>,
+    /// Our end of the connection: an address the server can reach us on.
+    local_addr: Option<std::net::SocketAddr>,
 }
 
 impl Connection {
@@ -36,10 +38,12 @@ impl Connection {
                 ep.error(ErrorKind::Connect, format!("cannot connect: {e}; check `address` and that redis-server runs"))
             })?;
         let _ = tcp.set_nodelay(true);
+        let local_addr = tcp.local_addr().ok();
         let mut conn = Connection {
             ep: ep.clone(),
             io: BufReader::with_capacity(256 << 10, Box::new(tcp) as Box<dyn Transport>),
             pending: Vec::new(),
+            local_addr,
         };
         if let Some(password) = &ep.password {
             let pw = password.expose().as_bytes();
@@ -52,6 +56,11 @@ impl Connection {
             }
         }
         Ok(conn)
+    }
+
+    /// Our address as the server sees the connection come from.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local_addr
     }
 
     pub fn endpoint(&self) -> &Endpoint {

@@ -8,6 +8,7 @@
 //! Invariant: only this module speaks the replication protocol.
 
 mod conn;
+pub mod master;
 pub mod resp;
 mod sync;
 

@@ -8,6 +8,7 @@
 //! protocol itself (`replication/`), or touch a target before the backup
 //! proved intact when a failure would leave it half-restored.
 
+pub mod handoff;
 pub mod keys;
 pub mod spawn;
 

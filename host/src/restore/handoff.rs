@@ -1,0 +1,156 @@
+//! The handoff restore of a whole instance: redback serves the backup as a
+//! replication master, the target runs `REPLICAOF` to it and loads the RDB
+//! at its native speed, then `REPLICAOF NO ONE` (and its previous master, if
+//! it had one) puts it back on its own. The backup is verified first: a
+//! replica throws its data away when it loads a new RDB.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Report, RestoreError, total_keys};
+use crate::backup::{self, Manifest};
+use crate::replication::master::{FakeMaster, drain};
+use crate::replication::{Connection, Endpoint};
+use crate::storage::Storage;
+
+/// Where the fake master listens and what address the target is told.
+#[derive(Debug, Clone)]
+pub struct HandoffOptions {
+    /// Listen address, e.g. `0.0.0.0:7481` (port 0: any). `None`: the
+    /// address our connection to the target comes from, any port, which
+    /// the target can reach unless a NAT is in the way.
+    pub listen: Option<String>,
+    /// The `host:port` the target should connect to when it differs from
+    /// the listen address (NAT, containers). Port 0 in it is replaced by
+    /// the port actually bound.
+    pub advertise: Option<String>,
+    /// How long to wait for the target to load the RDB.
+    pub load_timeout: Duration,
+}
+
+impl Default for HandoffOptions {
+    fn default() -> Self {
+        HandoffOptions {
+            listen: None,
+            advertise: None,
+            load_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+fn field<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Restores the whole of `m` into `target` by handoff.
+pub async fn run(
+    storage: Arc<dyn Storage>,
+    m: &Manifest,
+    target: &Endpoint,
+    o: &HandoffOptions,
+) -> Result<Report, RestoreError> {
+    let failed = |message: String| RestoreError::Failed {
+        target: target.addr.clone(),
+        restored: 0,
+        message,
+    };
+    backup::verify(storage.clone(), m).await?;
+    let mut conn = Connection::open(target).await?;
+    let before = conn.info("replication").await?;
+    let previous_master = match (
+        field(&before, "role"),
+        field(&before, "master_host"),
+        field(&before, "master_port"),
+    ) {
+        (Some("slave"), Some(h), Some(p)) => Some((h.to_string(), p.to_string())),
+        _ => None,
+    };
+    let listen = match (&o.listen, conn.local_addr()) {
+        (Some(l), _) => l.clone(),
+        (None, Some(a)) => std::net::SocketAddr::new(a.ip(), 0).to_string(),
+        (None, None) => "0.0.0.0:0".into(),
+    };
+    let master = FakeMaster::bind(&listen, target).await?;
+    let bound = master.local_addr();
+    let (host, port) = match &o.advertise {
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .ok_or_else(|| failed(format!("--advertise `{a}` is not HOST:PORT")))?;
+            (
+                h.to_string(),
+                if p == "0" {
+                    bound.port().to_string()
+                } else {
+                    p.to_string()
+                },
+            )
+        }
+        None => (bound.ip().to_string(), bound.port().to_string()),
+    };
+    conn.command(&[b"REPLICAOF", host.as_bytes(), port.as_bytes()])
+        .await?;
+
+    let outcome = async {
+        let (download, reader) = backup::stream::open(storage, m);
+        let stream = master
+            .serve(reader, m.data.raw_bytes, Duration::from_secs(60))
+            .await?;
+        let (_, sha) = download
+            .await
+            .map_err(|e| failed(format!("the download stopped: {e}")))??;
+        if sha != m.data.sha256 {
+            return Err(failed(format!(
+                "the stored object changed during the restore (sha256 {sha})"
+            )));
+        }
+        let keep_alive = drain(stream);
+        // Wait for the target to load what it received.
+        let started = Instant::now();
+        loop {
+            let r = conn.info("replication").await?;
+            let p = conn.info("persistence").await?;
+            if field(&r, "master_link_status") == Some("up") && field(&p, "loading") == Some("0") {
+                break;
+            }
+            if started.elapsed() > o.load_timeout {
+                keep_alive.abort();
+                return Err(failed(format!(
+                    "the target did not finish loading within {} s",
+                    o.load_timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        keep_alive.abort();
+        Ok(())
+    }
+    .await;
+    // Whatever happened, the target must not stay a replica of redback.
+    let detach = match &previous_master {
+        Some((h, p)) => {
+            conn.command(&[b"REPLICAOF", h.as_bytes(), p.as_bytes()])
+                .await
+        }
+        None => conn.command(&[b"REPLICAOF", b"NO", b"ONE"]).await,
+    };
+    outcome?;
+    detach?;
+    let keys = total_keys(&mut conn).await?;
+    let expected = m.stats.get("keys").and_then(|k| k.as_u64()).unwrap_or(0);
+    if previous_master.is_none() && keys != expected {
+        return Err(failed(format!(
+            "the target holds {keys} keys after loading, the backup {expected}"
+        )));
+    }
+    Ok(Report {
+        backup: m.id.clone(),
+        target: target.addr.clone(),
+        mode: "handoff".into(),
+        keys_in_backup: expected,
+        keys_found: expected,
+        keys_restored: keys,
+        raw_bytes: m.data.raw_bytes,
+        ..Report::default()
+    })
+}
