@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 # Both install what they need first (scripts/setup.sh is idempotent).
 
-.PHONY: setup plugins build run test bench clean-state
+.PHONY: setup plugins build run test bench bench-snapshot clean-state
 
 setup:
 	scripts/setup.sh
@@ -18,11 +18,15 @@ run: build
 
 # The whole test suite (what .ci/run runs).
 test: plugins
-	cargo test --release -p redback
+	REDBACK_REDIS62="$$(scripts/compat-servers.sh)" cargo test --release -p redback
 
 # Benchmarks that print tables with their references measured in the same run.
 bench: plugins
 	cargo bench -p redback --bench plugin_host
+
+# Backup and restore of a ~1 GB dataset against redis-cli and redis-server.
+bench-snapshot: build
+	cargo bench -p redback --bench snapshot
 
 clean-state:
 	rm -rf var

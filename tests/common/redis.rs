@@ -28,7 +28,10 @@ impl RedisServer {
     /// Starts redis-server with the test defaults plus `extra` arguments
     /// (`["--requirepass", "pw"]`, …).
     pub fn start(extra: &[&str]) -> RedisServer {
-        Self::start_with("redis-server", extra)
+        // 7.0+ only: older servers refuse the option.
+        let mut args = vec!["--enable-debug-command", "local"];
+        args.extend_from_slice(extra);
+        Self::start_with("redis-server", &args)
     }
 
     /// Starts the given server binary (another version, for compatibility
@@ -57,8 +60,6 @@ impl RedisServer {
                     dir.path().to_str().unwrap(),
                     "--repl-diskless-sync-delay",
                     "0",
-                    "--enable-debug-command",
-                    "local",
                 ])
                 .args(extra)
                 .stdout(Stdio::null())

@@ -94,7 +94,18 @@ pub(super) async fn restore(
     if !whole && mode == super::RestoreModeArg::Handoff {
         bail!("--mode handoff restores a whole instance; a key restore uses the RESTORE pipeline");
     }
-    let report = if whole && mode != super::RestoreModeArg::Restore {
+    // A target older than the backup cannot load its RDB or RESTORE its
+    // payloads: such a restore replays plain commands instead.
+    let (native, target_max) = restore::target_reads(&manifest, &ep).await?;
+    if !native && mode == super::RestoreModeArg::Handoff {
+        bail!(
+            "{} reads RDB versions up to {target_max}, backup {id} is version {}: a handoff cannot work; \
+             use --mode auto (command replay)",
+            ep.addr,
+            manifest.source.rdb_version
+        );
+    }
+    let report = if whole && native && mode != super::RestoreModeArg::Restore {
         let o = restore::handoff::HandoffOptions {
             listen,
             advertise,

@@ -108,9 +108,12 @@ pub async fn run(
         // Wait for the target to load what it received.
         let started = Instant::now();
         loop {
+            // The link is up once the target loaded the payload; DBSIZE
+            // answers LOADING until then.
             let r = conn.info("replication").await?;
-            let p = conn.info("persistence").await?;
-            if field(&r, "master_link_status") == Some("up") && field(&p, "loading") == Some("0") {
+            if field(&r, "master_link_status") == Some("up")
+                && conn.command(&[b"DBSIZE"]).await.is_ok()
+            {
                 break;
             }
             if started.elapsed() > o.load_timeout {

@@ -110,6 +110,15 @@ pub struct KeyFilter {
     patterns: Vec<Vec<u8>>,
     /// How many keys each pattern matched, for the "missing" report.
     hits: Vec<u64>,
+    /// Entries without glob characters, by key: index into `patterns`. A
+    /// list of thousands of plain keys is then one hash lookup per key.
+    exact: std::collections::HashMap<Vec<u8>, usize>,
+    /// Indexes of the real patterns.
+    globs: Vec<usize>,
+}
+
+fn is_glob(p: &[u8]) -> bool {
+    p.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
 }
 
 impl KeyFilter {
@@ -126,15 +135,33 @@ impl KeyFilter {
             return None;
         }
         let hits = vec![0; patterns.len()];
-        Some(KeyFilter { patterns, hits })
+        let mut exact = std::collections::HashMap::new();
+        let mut globs = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            if is_glob(p) {
+                globs.push(i);
+            } else {
+                exact.entry(p.clone()).or_insert(i);
+            }
+        }
+        Some(KeyFilter {
+            patterns,
+            hits,
+            exact,
+            globs,
+        })
     }
 
     /// Whether `key` is wanted; counts the hit.
     pub fn matches(&mut self, key: &[u8]) -> bool {
         let mut any = false;
-        for (p, h) in self.patterns.iter().zip(self.hits.iter_mut()) {
-            if glob_match(p, key) {
-                *h += 1;
+        if let Some(&i) = self.exact.get(key) {
+            self.hits[i] += 1;
+            any = true;
+        }
+        for &i in &self.globs {
+            if glob_match(&self.patterns[i], key) {
+                self.hits[i] += 1;
                 any = true;
             }
         }

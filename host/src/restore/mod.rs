@@ -10,6 +10,7 @@
 
 pub mod handoff;
 pub mod keys;
+pub mod replay;
 pub mod spawn;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 pub use keys::{KeyFilter, glob_match};
 
 use crate::backup::{self, Manifest, VerifyError};
-use crate::replication::{Connection, Endpoint, ReplError, Reply};
+use crate::replication::{Connection, Endpoint, ReplError};
 use crate::storage::{Storage, StorageError};
 
 /// How the whole job is scoped.
@@ -119,7 +120,7 @@ async fn total_keys(conn: &mut Connection) -> Result<u64, ReplError> {
 /// `proto-max-bulk-len` of the target (512 MiB when it will not say).
 async fn max_bulk(conn: &mut Connection) -> u64 {
     match conn.raw(&[b"CONFIG", b"GET", b"proto-max-bulk-len"]).await {
-        Ok(Reply::Array(Some(items))) => items
+        Ok(crate::replication::Reply::Array(Some(items))) => items
             .get(1)
             .and_then(|r| r.text())
             .and_then(|t| t.parse().ok())
@@ -128,12 +129,58 @@ async fn max_bulk(conn: &mut Connection) -> u64 {
     }
 }
 
-/// One key ready to send.
+/// One key ready to send: a DUMP payload for `RESTORE`, or the plain
+/// commands that rebuild it on an older engine.
 struct Ready {
     db: u64,
     key: Vec<u8>,
     expire_at_ms: Option<i64>,
-    payload: Vec<u8>,
+    how: Send,
+}
+
+enum Send {
+    Payload(Vec<u8>),
+    Commands(Vec<replay::Command>),
+}
+
+impl Ready {
+    fn bytes(&self) -> usize {
+        self.key.len()
+            + match &self.how {
+                Send::Payload(p) => p.len(),
+                Send::Commands(c) => c.iter().flatten().map(Vec::len).sum(),
+            }
+    }
+}
+
+/// The newest RDB version a server of this `INFO server` can read.
+pub fn max_rdb_version(info: &[(String, String)]) -> u32 {
+    let get = |k: &str| info.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let version = |v: &str| -> (u32, u32) {
+        let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (p.next().unwrap_or(0), p.next().unwrap_or(0))
+    };
+    if let Some(v) = get("valkey_version") {
+        return if version(v).0 >= 9 { 80 } else { 11 };
+    }
+    match version(get("redis_version").unwrap_or("0")) {
+        (8.., _) | (7, 4..) => 12,
+        (7, 2..) => 11,
+        (7, _) => 10,
+        (5 | 6, _) => 9,
+        (4, _) => 8,
+        (3, _) => 7,
+        _ => 6,
+    }
+}
+
+/// Whether `target` can load backup `m` natively (RESTORE payloads, or an
+/// RDB through the handoff); otherwise the restore replays commands.
+pub async fn target_reads(m: &Manifest, target: &Endpoint) -> Result<(bool, u32), ReplError> {
+    let mut conn = Connection::open(target).await?;
+    let info = conn.info("server").await?;
+    let max = max_rdb_version(&info);
+    Ok((m.source.rdb_version <= max, max))
 }
 
 /// Restores backup `manifest` into `target` with the RESTORE pipeline.
@@ -145,10 +192,21 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<Report, RestoreError> {
     let mut conn = Connection::open(target).await?;
+    let server = conn.info("server").await?;
+    let replay = manifest.source.rdb_version > max_rdb_version(&server);
+    if replay && !opts.replace {
+        return Err(RestoreError::Failed {
+            target: target.addr.clone(),
+            restored: 0,
+            message: "the target runs an older Redis than the backup, so keys are rebuilt with plain commands, \
+                      which always replace; drop --no-replace"
+                .into(),
+        });
+    }
     let mut report = Report {
         backup: manifest.id.clone(),
         target: target.addr.clone(),
-        mode: "restore-pipeline".into(),
+        mode: if replay { "replay" } else { "restore-pipeline" }.into(),
         ..Report::default()
     };
     match &opts.scope {
@@ -201,14 +259,25 @@ pub async fn run(
                 counts.2 += 1;
                 continue;
             }
-            let payload = e.dump_payload(rdb_version);
-            batch_bytes += payload.len() + e.key.len();
-            batch.push(Ready {
+            let how = if replay {
+                let value = crate::rdb::decode(&e, rdb_version).map_err(|e| e.to_string())?;
+                let r = replay::replay_commands(&e.key, &value, e.expire_at_ms, true, 1000)
+                    .map_err(|e| e.to_string())?;
+                for n in r.notes {
+                    tracing::warn!("replay: {n}");
+                }
+                Send::Commands(r.commands)
+            } else {
+                Send::Payload(e.dump_payload(rdb_version))
+            };
+            let ready = Ready {
                 db: e.db,
                 key: e.key,
                 expire_at_ms: e.expire_at_ms,
-                payload,
-            });
+                how,
+            };
+            batch_bytes += ready.bytes();
+            batch.push(ready);
             if batch_bytes >= PIPELINE_BYTES || batch.len() >= 256 {
                 if tx.blocking_send(std::mem::take(&mut batch)).is_err() {
                     return Err("the writer stopped".into());
@@ -231,15 +300,17 @@ pub async fn run(
     };
     // The writer: pipelined RESTOREs, at most PIPELINE_DEPTH unanswered.
     let mut current_db: Option<u64> = None;
-    let mut outstanding: std::collections::VecDeque<Option<Vec<u8>>> = Default::default();
+    let mut outstanding: std::collections::VecDeque<Pending> = Default::default();
     let mut write_error: Option<String> = None;
     'batches: while let Some(batch) = rx.recv().await {
         for r in batch {
-            if r.payload.len() as u64 > max_bulk {
+            if let Send::Payload(p) = &r.how
+                && p.len() as u64 > max_bulk
+            {
                 let key = String::from_utf8_lossy(&r.key).into_owned();
                 let why = format!(
                     "its payload of {} bytes is over the target's proto-max-bulk-len of {max_bulk}",
-                    r.payload.len()
+                    p.len()
                 );
                 if !opts.best_effort {
                     write_error = Some(format!(
@@ -252,23 +323,40 @@ pub async fn run(
             }
             if current_db != Some(r.db) {
                 conn.queue(&[b"SELECT", r.db.to_string().as_bytes()]);
-                outstanding.push_back(None);
+                outstanding.push_back(Pending::Select);
                 current_db = Some(r.db);
             }
-            let ttl = r.expire_at_ms.unwrap_or(0).to_string();
-            if opts.replace {
-                conn.queue(&[
-                    b"RESTORE",
-                    &r.key,
-                    ttl.as_bytes(),
-                    &r.payload,
-                    b"REPLACE",
-                    b"ABSTTL",
-                ]);
-            } else {
-                conn.queue(&[b"RESTORE", &r.key, ttl.as_bytes(), &r.payload, b"ABSTTL"]);
+            match &r.how {
+                Send::Payload(payload) => {
+                    let ttl = r.expire_at_ms.unwrap_or(0).to_string();
+                    if opts.replace {
+                        conn.queue(&[
+                            b"RESTORE",
+                            &r.key,
+                            ttl.as_bytes(),
+                            payload,
+                            b"REPLACE",
+                            b"ABSTTL",
+                        ]);
+                    } else {
+                        conn.queue(&[b"RESTORE", &r.key, ttl.as_bytes(), payload, b"ABSTTL"]);
+                    }
+                    outstanding.push_back(Pending::Key(r.key));
+                }
+                Send::Commands(cmds) => {
+                    // Every command but the last only has to succeed; the
+                    // last one's reply books the key.
+                    for (i, c) in cmds.iter().enumerate() {
+                        let args: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
+                        conn.queue(&args);
+                        outstanding.push_back(if i + 1 == cmds.len() {
+                            Pending::Key(r.key.clone())
+                        } else {
+                            Pending::Part(r.key.clone())
+                        });
+                    }
+                }
             }
-            outstanding.push_back(Some(r.key));
             if conn.queued_bytes() >= PIPELINE_BYTES || outstanding.len() >= PIPELINE_DEPTH {
                 conn.flush().await?;
                 while outstanding.len() > PIPELINE_DEPTH / 2 {
@@ -328,27 +416,40 @@ pub async fn run(
     Ok(report)
 }
 
+/// What an outstanding reply answers.
+enum Pending {
+    Select,
+    /// A command that builds part of a replayed key.
+    Part(Vec<u8>),
+    /// The command whose reply books the key.
+    Key(Vec<u8>),
+}
+
 /// Reads one reply and books it. `Ok(Err(_))` is a key the target refused
 /// when the restore is not best effort.
 async fn settle(
     conn: &mut Connection,
-    outstanding: &mut std::collections::VecDeque<Option<Vec<u8>>>,
+    outstanding: &mut std::collections::VecDeque<Pending>,
     report: &mut Report,
     opts: &Options,
     progress: &Progress,
 ) -> Result<Result<(), String>, RestoreError> {
     let reply = conn.read_reply().await?;
-    let Some(key) = outstanding.pop_front().flatten() else {
-        return Ok(match reply {
-            Reply::Error(e) => Err(format!("SELECT failed: {e}")),
-            _ => Ok(()),
-        });
+    let (key, last) = match outstanding.pop_front() {
+        None | Some(Pending::Select) => {
+            return Ok(match reply {
+                crate::replication::Reply::Error(e) => Err(format!("SELECT failed: {e}")),
+                _ => Ok(()),
+            });
+        }
+        Some(Pending::Part(k)) => (k, false),
+        Some(Pending::Key(k)) => (k, true),
     };
     match reply {
-        Reply::Error(e) if e.starts_with("BUSYKEY") && !opts.replace => {
+        crate::replication::Reply::Error(e) if e.starts_with("BUSYKEY") && !opts.replace => {
             report.keys_existing += 1;
         }
-        Reply::Error(e) => {
+        crate::replication::Reply::Error(e) => {
             let key = String::from_utf8_lossy(&key).into_owned();
             if !opts.best_effort {
                 let hint = if e.contains("payload version") {
@@ -360,10 +461,11 @@ async fn settle(
             }
             report.refused.push((key, e));
         }
-        _ => {
+        _ if last => {
             report.keys_restored += 1;
             progress.keys.fetch_add(1, Ordering::Relaxed);
         }
+        _ => {}
     }
     Ok(Ok(()))
 }

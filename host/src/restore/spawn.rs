@@ -128,9 +128,9 @@ async fn start(o: &SpawnOptions, m: &Manifest) -> Result<Spawned, RestoreError> 
             )));
         }
         if let Ok(mut c) = Connection::open(&ep).await {
-            if let Ok(info) = c.info("persistence").await
-                && info.iter().any(|(k, v)| k == "loading" && v == "0")
-            {
+            // DBSIZE answers only once the data is loaded (LOADING before);
+            // `INFO persistence` can say loading:0 before loading has begun.
+            if c.command(&[b"DBSIZE"]).await.is_ok() {
                 let keys = super::total_keys(&mut c).await?;
                 return Ok(Spawned {
                     address,

