@@ -201,6 +201,11 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn main() {
+    // `REDBACK_BENCH_ZSTD_LEVEL` (default 1, the instance default).
+    let level: i32 = std::env::var("REDBACK_BENCH_ZSTD_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let keys: u64 = std::env::var("REDBACK_BENCH_KEYS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -233,7 +238,7 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n[instance.big]\naddress = \"127.0.0.1:{}\"\nstorage = \"local\"\n",
+            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n[instance.big]\naddress = \"127.0.0.1:{}\"\nstorage = \"local\"\nzstd_level = {level}\n",
             repo().join("target/plugins").display(),
             source.port
         ),
@@ -322,7 +327,7 @@ fn main() {
     let s = |d: Duration| d.as_secs_f64();
     println!();
     println!(
-        "snapshot benchmark: {dbsize} keys, {used} in Redis, RDB {:.0} MB (v10, Redis 7.0)",
+        "snapshot benchmark: {dbsize} keys, {used} in Redis, RDB {:.0} MB (v10, Redis 7.0), zstd level {level}",
         rdb_bytes as f64 / 1e6
     );
     println!(

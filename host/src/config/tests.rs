@@ -91,7 +91,7 @@ fn instances_validate_with_their_defaults() {
     ))
     .unwrap();
     let i = &c.instances["orders"];
-    assert_eq!(i.compression, Compression::Zstd { level: 3 });
+    assert_eq!(i.compression, Compression::Zstd { level: 1 });
     assert_eq!(i.prefix, "redback");
     assert!(i.prefer_replica);
     assert_eq!(i.password.as_ref().unwrap().expose(), "s3cr3t");
