@@ -39,7 +39,7 @@ pub use crc64::{Crc64, crc64};
 pub use decode::{
     Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntry, StreamId, Value, decode,
 };
-pub use error::RdbError;
+pub use error::{RdbError, show_bytes};
 pub use parser::{Item, KeyEntry, ParseOptions, Parser};
 pub use stats::{DbStats, LargeKey, Stats, TypeStats};
 pub use types::{Flavor, ValueKind};

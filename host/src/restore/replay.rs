@@ -41,7 +41,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::rdb::{Stream, StreamId, Value};
+use crate::rdb::{Stream, StreamId, Value, show_bytes};
 
 /// One command: its name and arguments, binary-safe.
 pub type Command = Vec<Vec<u8>>;
@@ -73,19 +73,19 @@ pub enum ReplayError {
         "key `{}` holds a value of module type `{}` (encoding version {}): plain commands \
          cannot recreate it; restore it with RESTORE to a target that loads that module \
          and whose Redis reads the backup's RDB version",
-        show(.key), module_name(*.module_id), .module_id & 1023
+        show_bytes(.key), module_name(*.module_id), .module_id & 1023
     )]
     Module { key: Vec<u8>, module_id: u64 },
     #[error(
         "sorted set `{}` gives member `{}` the score NaN, which Redis never stores: \
          the backup is damaged",
-        show(.key), show(.member)
+        show_bytes(.key), show_bytes(.member)
     )]
     NanScore { key: Vec<u8>, member: Vec<u8> },
     #[error(
         "stream `{}` has entry {} without fields, which XADD cannot write: \
          the backup is damaged",
-        show(.key), id_text(*.id)
+        show_bytes(.key), id_text(*.id)
     )]
     EmptyStreamEntry { key: Vec<u8>, id: StreamId },
 }
@@ -150,7 +150,7 @@ pub fn replay_commands(
                 r.notes.push(format!(
                     "hash `{}`: {with_ttl} field TTL(s) (Redis 7.4+ / Valkey 9) not replayed; \
                      those fields do not expire on the target",
-                    show(key)
+                    show_bytes(key)
                 ));
             }
             let elems = items.iter().map(|(f, v, _)| [f.clone(), v.clone()]);
@@ -171,7 +171,7 @@ pub fn replay_commands(
         r.notes.push(format!(
             "{} `{}` is empty and Redis keeps no empty collections: nothing created",
             kind_name(value),
-            show(key)
+            show_bytes(key)
         ));
     } else if let Some(at) = expire_at_ms {
         r.commands
@@ -351,7 +351,7 @@ fn stream(key: &[u8], s: &Stream, batch: usize, r: &mut Replay) -> Result<(), Re
     let ids = placeholders.iter().map(|id| [id_arg(*id)]);
     batched(&mut r.commands, &[b"XDEL", key], ids, batch);
 
-    let k = show(key);
+    let k = show_bytes(key);
     if no_owner + past_last > 0 {
         r.notes.push(format!(
             "stream `{k}`: {} pending entr(ies) not recreated ({no_owner} without a consumer, \
@@ -412,25 +412,6 @@ fn module_name(module_id: u64) -> String {
         .rev()
         .map(|i| CHARSET[((module_id >> (10 + 6 * i)) & 63) as usize] as char)
         .collect()
-}
-
-/// Bytes shown safely in a message: printable ASCII as is, the rest as
-/// `\xNN`, long ones cut.
-fn show(bytes: &[u8]) -> String {
-    const MAX_SHOWN: usize = 64;
-    let mut s = String::new();
-    for &b in bytes.iter().take(MAX_SHOWN) {
-        match b {
-            b'\\' => s.push_str("\\\\"),
-            b'`' => s.push_str("\\`"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    if bytes.len() > MAX_SHOWN {
-        s.push_str(&format!("… ({} bytes)", bytes.len()));
-    }
-    s
 }
 
 #[cfg(test)]
