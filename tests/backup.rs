@@ -24,22 +24,9 @@ struct Setup {
     storage: Arc<dyn Storage>,
 }
 
-fn write_config(dir: &Path, instance_lines: &str) -> std::path::PathBuf {
-    let path = dir.join("redback.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n\n[instance.app]\n{instance_lines}\nstorage = \"local\"\n",
-            repo_root().join("target/plugins").display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 async fn setup(instance_lines: &str) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
-    let config_path = write_config(tmp.path(), instance_lines);
+    let config_path = app_config(tmp.path(), instance_lines);
     let config = Config::load(&config_path).unwrap();
     let (host, storage) = redback::daemon::Daemon::open_storage(&config, "local")
         .await
@@ -174,7 +161,7 @@ fn the_cli_takes_and_lists_backups() {
     let server = RedisServer::start(&[]);
     server.fill_mixed();
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), &format!("address = \"{}\"", server.addr()));
+    let config = app_config(tmp.path(), &format!("address = \"{}\"", server.addr()));
     let c = config.to_str().unwrap();
     let (code, out, err) = redback(&[
         "backup",

@@ -9,25 +9,9 @@ use std::path::Path;
 use common::redis::RedisServer;
 use common::*;
 
-/// A config with storage-local and instance `app` at `addr`.
 fn config(dir: &Path, addr: &str) -> String {
-    let path = dir.join("redback.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n\n[instance.app]\naddress = \"{addr}\"\nstorage = \"local\"\n",
-            repo_root().join("target/plugins").display()
-        ),
-    )
-    .unwrap();
+    let path = app_config(dir, &format!("address = \"{addr}\""));
     path.to_str().unwrap().to_string()
-}
-
-/// Takes a backup through the CLI; returns its id.
-fn take_backup(c: &str) -> String {
-    let (code, out, err) = redback(&["backup", "--config", c, "--instance", "app"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    out.trim().to_string()
 }
 
 #[test]

@@ -139,6 +139,29 @@ pub fn redback(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A config in `dir` with the bundled plugins, storage `local`
+/// (storage-local under `dir/backups`) and instance `app` described by
+/// `instance_lines` (at least `address = "…"`); returns its path.
+pub fn app_config(dir: &Path, instance_lines: &str) -> PathBuf {
+    let path = dir.join("redback.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nplugin_dir = \"{}\"\nstate_dir = \"state\"\n\n[storage.local]\nplugin = \"storage-local\"\nroot = \"backups\"\n\n[instance.app]\n{instance_lines}\nstorage = \"local\"\n",
+            repo_root().join("target/plugins").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Takes a backup of instance `app` through the CLI; returns its id.
+pub fn take_backup(config: &str) -> String {
+    let (code, out, err) = redback(&["backup", "--config", config, "--instance", "app"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    out.trim().to_string()
+}
+
 pub fn no_overrides() -> BTreeMap<String, PluginOverrides> {
     BTreeMap::new()
 }
