@@ -344,3 +344,42 @@ async fn verify_proves_a_backup_and_catches_an_altered_one() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_shows_counts_biggest_keys_and_matches_without_restoring() {
+    let server = RedisServer::start(&[]);
+    server.fill_mixed();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = app_config(tmp.path(), &format!("address = \"{}\"", server.addr()));
+    let c = config.to_str().unwrap();
+    let id = take_backup(c);
+    let (code, out, err) = redback(&[
+        "inspect",
+        "--config",
+        c,
+        "--backup",
+        &id,
+        "--keys",
+        "hash:*;db5:7",
+        "--top",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["stats"]["keys"], 2314);
+    assert_eq!(v["stats"]["dbs"]["5"]["keys"], 300);
+    assert_eq!(v["matched"], 3, "hash:small, hash:big, db5:7");
+    let biggest = v["stats"]["largest_keys"].as_array().unwrap();
+    assert_eq!(biggest.len(), 3);
+    assert!(
+        biggest[0]["key"].as_str().unwrap().ends_with(":big"),
+        "{biggest:?}"
+    );
+    let (code, out, _) = redback(&["inspect", "--config", c, "--backup", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("2314 keys") && out.contains("biggest keys:"),
+        "{out}"
+    );
+}

@@ -12,6 +12,7 @@
 //! storage, and the manifest is written only after the data object is
 //! complete and the parser accepted the whole RDB and its CRC-64.
 
+mod inspect;
 pub mod manifest;
 mod source;
 pub mod stream;
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+pub use inspect::{Inspection, MatchedKey, inspect};
 pub use manifest::{Kind, Manifest};
 pub use source::{Chosen, choose, endpoint_for};
 pub use verify::{Verified, VerifyError, find, verify};

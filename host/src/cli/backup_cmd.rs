@@ -139,3 +139,58 @@ pub(super) async fn verify(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub(super) async fn inspect(
+    config_path: &Path,
+    id: &str,
+    instance: Option<&str>,
+    keys: Option<&str>,
+    top: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let (_inst, _host, storage, manifest) = locate(&config, id, instance).await?;
+    let r = backup::inspect(storage, &manifest, keys, top).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = &r.stats;
+    println!(
+        "backup {}: RDB v{}, {} keys ({} with a TTL), {} bytes of values",
+        r.id, s.version, s.keys, s.expires, s.value_bytes
+    );
+    println!("{:<6} {:>12} {:>12}", "DB", "KEYS", "EXPIRES");
+    for (db, d) in &s.dbs {
+        println!("{db:<6} {:>12} {:>12}", d.keys, d.expires);
+    }
+    println!("{:<12} {:>12} {:>16}", "TYPE", "KEYS", "BYTES");
+    for (kind, t) in &s.by_kind {
+        println!("{kind:<12} {:>12} {:>16}", t.keys, t.bytes);
+    }
+    println!("biggest keys:");
+    for k in &s.largest_keys {
+        println!(
+            "  db {:<3} {:<8} {:>12}  {}",
+            k.db,
+            k.kind.name(),
+            k.bytes,
+            k.key
+        );
+    }
+    if let Some(p) = &r.pattern {
+        println!(
+            "{} keys match `{p}`{}:",
+            r.matched,
+            if r.matched as usize > r.keys.len() {
+                " (first 1000 shown)"
+            } else {
+                ""
+            }
+        );
+        for k in &r.keys {
+            println!("  db {:<3} {:<8} {:>12}  {}", k.db, k.kind, k.bytes, k.key);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -90,6 +90,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look inside a backup without restoring it: keys per db and type, the
+    /// biggest keys, and the keys matching a pattern.
+    Inspect {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        instance: Option<String>,
+        /// List keys matching these patterns (`user:*;k1`).
+        #[arg(long)]
+        keys: Option<String>,
+        /// How many of the biggest keys to show.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a backup: the whole instance in place, or only chosen keys.
     Restore {
         #[arg(long)]
@@ -240,6 +258,24 @@ pub fn run(cli: Cli) -> ExitCode {
                 instance,
                 json,
             } => backup_cmd::verify(&config, &backup, instance.as_deref(), json).await,
+            Command::Inspect {
+                config,
+                backup,
+                instance,
+                keys,
+                top,
+                json,
+            } => {
+                backup_cmd::inspect(
+                    &config,
+                    &backup,
+                    instance.as_deref(),
+                    keys.as_deref(),
+                    top,
+                    json,
+                )
+                .await
+            }
             Command::Restore {
                 config,
                 backup,

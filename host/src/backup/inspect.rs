@@ -1,0 +1,99 @@
+//! Looking inside a stored backup without restoring it: keys per db and
+//! type, the biggest keys, and the keys matching a pattern.
+
+use std::sync::Arc;
+
+use super::{Manifest, VerifyError};
+use crate::rdb::{Item, ParseOptions, Parser, Stats, show_bytes};
+use crate::restore::KeyFilter;
+use crate::storage::Storage;
+
+/// Most matching keys listed (the count covers them all).
+pub const MAX_LISTED: usize = 1000;
+
+/// One key that matched the pattern.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MatchedKey {
+    pub db: u64,
+    /// Non-printable bytes as `\xNN`.
+    pub key: String,
+    pub kind: String,
+    pub bytes: u64,
+    pub expire_at_ms: Option<i64>,
+}
+
+/// What `inspect` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Inspection {
+    pub id: String,
+    pub stats: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    pub matched: u64,
+    pub keys: Vec<MatchedKey>,
+}
+
+/// Streams backup `m` through the parser (values walked, not kept).
+pub async fn inspect(
+    storage: Arc<dyn Storage>,
+    m: &Manifest,
+    pattern: Option<&str>,
+    top: usize,
+) -> Result<Inspection, VerifyError> {
+    let mismatch = |message: String| VerifyError::Mismatch {
+        id: m.id.clone(),
+        message,
+    };
+    let (download, reader) = super::stream::open(storage, m);
+    let mut filter = pattern.and_then(KeyFilter::parse);
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut p = Parser::with_options(
+            reader,
+            ParseOptions {
+                capture_values: false,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let mut stats = Stats::new(p.version(), top);
+        let (mut matched, mut keys) = (0u64, Vec::new());
+        while let Some(item) = p.next().map_err(|e| e.to_string())? {
+            stats.record(&item);
+            if let (Item::Key(e), Some(f)) = (&item, filter.as_mut())
+                && f.matches(&e.key)
+            {
+                matched += 1;
+                if keys.len() < MAX_LISTED {
+                    keys.push(MatchedKey {
+                        db: e.db,
+                        key: show_bytes(&e.key),
+                        kind: e.kind.name().to_string(),
+                        bytes: e.value_len,
+                        expire_at_ms: e.expire_at_ms,
+                    });
+                }
+            }
+        }
+        stats.finish(&p);
+        Ok::<_, String>((stats, matched, keys))
+    });
+    let (_, sha) = download
+        .await
+        .map_err(|e| mismatch(format!("the download stopped: {e}")))??;
+    if sha != m.data.sha256 {
+        return Err(mismatch(format!(
+            "the stored object's sha256 is {sha}, the manifest says {}",
+            m.data.sha256
+        )));
+    }
+    let (stats, matched, keys) = parsed
+        .await
+        .map_err(|e| mismatch(format!("the parser stopped: {e}")))?
+        .map_err(mismatch)?;
+    Ok(Inspection {
+        id: m.id.clone(),
+        stats,
+        pattern: pattern.map(str::to_string),
+        matched,
+        keys,
+    })
+}
