@@ -249,3 +249,55 @@ fn an_altered_backup_never_touches_the_target() {
     );
     assert_eq!(source.digest(), digest, "the target was touched");
 }
+
+#[test]
+fn keys_over_the_targets_bulk_limit_are_named_and_best_effort_goes_on() {
+    let source = RedisServer::start(&[]);
+    source.fill_mixed();
+    // A 2 MiB value that LZF cannot shrink: its RESTORE payload is over a
+    // target whose proto-max-bulk-len is 1 MiB.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..2 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let big = vec![vec![b"SET".to_vec(), b"huge".to_vec(), noise]];
+    source.pipe(&big);
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(tmp.path(), &source.addr());
+    let id = take_backup(&c);
+
+    let target = RedisServer::start(&["--proto-max-bulk-len", "1mb"]);
+    let t = target.addr();
+    let base = [
+        "restore",
+        "--config",
+        &c,
+        "--backup",
+        &id,
+        "--target",
+        &t,
+        "--keys",
+        "huge;str:1",
+        "--yes",
+    ];
+    let (code, _, err) = redback(&base);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("key `huge`") && err.contains("proto-max-bulk-len"),
+        "{err}"
+    );
+
+    let mut args = base.to_vec();
+    args.extend(["--best-effort", "--json"]);
+    let (code, out, err) = redback(&args);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["keys_restored"], 1);
+    assert_eq!(r["refused"][0][0], "huge");
+    assert_eq!(target.cli(&["EXISTS", "huge"]).trim(), "0");
+}
