@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use crate::backup::{self, Kind, Progress, Request};
 use crate::config::Config;
@@ -24,27 +23,16 @@ pub(super) async fn backup(
         kind: Kind::Manual,
         name,
     };
-    let started = Instant::now();
-    let ticker = {
-        let progress = progress.clone();
-        let instance = inst.name.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                let raw = progress.raw_bytes.load(Ordering::Relaxed);
-                let secs = started.elapsed().as_secs_f64();
-                tracing::info!(
-                    instance = %instance,
-                    "backing up: {:.1} MiB read, {:.1} MiB stored, {:.1} MiB/s",
-                    raw as f64 / 1048576.0,
-                    progress.stored_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
-                    raw as f64 / 1048576.0 / secs
-                );
-            }
-        })
+    let shown = {
+        let p = progress.clone();
+        super::progress::Progress::start(
+            &format!("backup of {}", inst.name),
+            None,
+            Arc::new(move || (p.raw_bytes.load(Ordering::Relaxed), None)),
+        )
     };
     let result = backup::run(&inst, storage, &request, &progress).await;
-    ticker.abort();
+    shown.finish();
     let manifest = result?;
     if json {
         println!(

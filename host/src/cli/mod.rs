@@ -7,6 +7,7 @@
 
 mod backup_cmd;
 mod plugin_cmd;
+mod progress;
 mod restore_cmd;
 mod serve;
 

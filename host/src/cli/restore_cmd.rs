@@ -118,7 +118,7 @@ pub(super) async fn restore(
             replace: !no_replace,
             best_effort,
         };
-        restore::run(storage, &manifest, &ep, opts, &Progress::default()).await?
+        run_shown(storage, &manifest, &ep, opts).await?
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -202,7 +202,7 @@ pub(super) async fn clone(
         replace: true,
         best_effort: false,
     };
-    let report = restore::run(storage, &manifest, &ep, opts, &Progress::default()).await?;
+    let report = run_shown(storage, &manifest, &ep, opts).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -212,4 +212,29 @@ pub(super) async fn clone(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the RESTORE pipeline (or replay) with a progress display.
+async fn run_shown(
+    storage: std::sync::Arc<dyn crate::storage::Storage>,
+    manifest: &crate::backup::Manifest,
+    ep: &crate::replication::Endpoint,
+    opts: Options,
+) -> Result<restore::Report, restore::RestoreError> {
+    use std::sync::atomic::Ordering;
+    let progress = std::sync::Arc::new(Progress::default());
+    let p = progress.clone();
+    let shown = super::progress::Progress::start(
+        &format!("restore of {} into {}", manifest.id, ep.addr),
+        Some(manifest.data.raw_bytes),
+        std::sync::Arc::new(move || {
+            (
+                p.raw_bytes.load(Ordering::Relaxed),
+                Some(p.keys.load(Ordering::Relaxed)),
+            )
+        }),
+    );
+    let r = restore::run(storage, manifest, ep, opts, progress).await;
+    shown.finish();
+    r
 }

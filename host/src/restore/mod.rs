@@ -189,7 +189,7 @@ pub async fn run(
     manifest: &Manifest,
     target: &Endpoint,
     opts: Options,
-    progress: &Progress,
+    progress: Arc<Progress>,
 ) -> Result<Report, RestoreError> {
     let mut conn = Connection::open(target).await?;
     let server = conn.info("server").await?;
@@ -234,6 +234,7 @@ pub async fn run(
     let (download, reader) = backup::stream::open(storage.clone(), manifest);
     let rdb_version = manifest.source.rdb_version;
     let scope = opts.scope.clone();
+    let parse_progress = progress.clone();
     // The parser thread: selects keys, drops expired ones, builds payloads.
     let parser = tokio::task::spawn_blocking(move || {
         let mut filter = match &scope {
@@ -245,6 +246,9 @@ pub async fn run(
         let mut batch: Vec<Ready> = Vec::new();
         let mut batch_bytes = 0usize;
         while let Some(item) = p.next().map_err(|e| e.to_string())? {
+            parse_progress
+                .raw_bytes
+                .store(p.offset(), Ordering::Relaxed);
             let crate::rdb::Item::Key(e) = item else {
                 continue;
             };
@@ -361,7 +365,7 @@ pub async fn run(
                 conn.flush().await?;
                 while outstanding.len() > PIPELINE_DEPTH / 2 {
                     if let Err(m) =
-                        settle(&mut conn, &mut outstanding, &mut report, &opts, progress).await?
+                        settle(&mut conn, &mut outstanding, &mut report, &opts, &progress).await?
                     {
                         write_error = Some(m);
                         break 'batches;
@@ -375,7 +379,7 @@ pub async fn run(
         conn.flush().await?;
         while !outstanding.is_empty() {
             if let Err(m) =
-                settle(&mut conn, &mut outstanding, &mut report, &opts, progress).await?
+                settle(&mut conn, &mut outstanding, &mut report, &opts, &progress).await?
             {
                 write_error = Some(m);
                 break;
