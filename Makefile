@@ -18,7 +18,9 @@ run: build
 
 # The whole test suite (what .ci/run runs).
 test: plugins
-	REDBACK_REDIS62="$$(scripts/compat-servers.sh)" cargo test --release -p redback
+	REDBACK_REDIS62="$$(scripts/compat-servers.sh redis62)" \
+	REDBACK_VALKEY9="$$(scripts/compat-servers.sh valkey9)" \
+	cargo test --release -p redback
 
 # Benchmarks that print tables with their references measured in the same run.
 bench: plugins

