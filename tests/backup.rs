@@ -383,3 +383,95 @@ fn inspect_shows_counts_biggest_keys_and_matches_without_restoring() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_diskless_or_not_with_a_password_or_an_acl_user_back_up() {
+    for diskless in ["yes", "no"] {
+        let server =
+            RedisServer::start(&["--repl-diskless-sync", diskless, "--requirepass", "pw-1"]);
+        server.fill_mixed();
+        server.cli(&["ACL", "SETUSER", "bk", "on", ">pw-2", "+@all", "~*"]);
+        // Secrets from files: setting env vars in a multi-threaded test is unsound.
+        let (pw1, pw2) = (
+            tempfile::NamedTempFile::new().unwrap(),
+            tempfile::NamedTempFile::new().unwrap(),
+        );
+        std::fs::write(pw1.path(), "pw-1\n").unwrap();
+        std::fs::write(pw2.path(), "pw-2\n").unwrap();
+        for login in [
+            format!("password_file = \"{}\"", pw1.path().display()),
+            format!(
+                "username = \"bk\"\npassword_file = \"{}\"",
+                pw2.path().display()
+            ),
+        ] {
+            let s = setup(&format!("address = \"{}\"\n{login}", server.addr())).await;
+            let inst = s.config.instance("app").unwrap();
+            let request = Request {
+                kind: Kind::Manual,
+                name: None,
+            };
+            let m = backup::run(inst, s.storage.clone(), &request, &Progress::default())
+                .await
+                .unwrap_or_else(|e| panic!("diskless={diskless} {login}: {e}"));
+            let v = backup::verify(s.storage.clone(), &m).await.unwrap();
+            assert_eq!(v.keys, 2314, "diskless={diskless} {login}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_1_mb_and_a_value_over_64_mb_round_trip_in_every_mode() {
+    let source = RedisServer::start(&[]);
+    source.fill_mixed();
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let long_key = noise(1 << 20 | 17);
+    let big_value = noise(65 << 20);
+    source.pipe(&[
+        vec![b"SET".to_vec(), long_key.clone(), b"v".to_vec()],
+        vec![b"SET".to_vec(), b"big".to_vec(), big_value],
+    ]);
+    let digest = source.digest();
+    let s = setup(&format!("address = \"{}\"", source.addr())).await;
+    let c = s.config_path.to_str().unwrap().to_string();
+    let inst = s.config.instance("app").unwrap();
+    let m = backup::run(
+        inst,
+        s.storage.clone(),
+        &Request {
+            kind: Kind::Manual,
+            name: None,
+        },
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    assert!(m.data.raw_bytes > 65 << 20);
+    for mode in ["handoff", "restore"] {
+        let target = RedisServer::start(&[]);
+        let t = target.addr();
+        let (code, out, err) = tokio::task::spawn_blocking({
+            let (c, id) = (c.clone(), m.id.clone());
+            move || {
+                redback(&[
+                    "restore", "--config", &c, "--backup", &id, "--target", &t, "--mode", mode,
+                    "--yes",
+                ])
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, 0, "{mode}: {out}\n{err}");
+        assert_eq!(target.digest(), digest, "{mode}");
+    }
+}
