@@ -474,4 +474,24 @@ async fn a_key_over_1_mb_and_a_value_over_64_mb_round_trip_in_every_mode() {
         assert_eq!(code, 0, "{mode}: {out}\n{err}");
         assert_eq!(target.digest(), digest, "{mode}");
     }
+    // A key restore of more than redback holds back (64 MiB) verifies first.
+    let target = RedisServer::start(&[]);
+    let t = target.addr();
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let (c, id) = (c.clone(), m.id.clone());
+        move || {
+            redback(&[
+                "restore", "--config", &c, "--backup", &id, "--target", &t, "--keys", "big",
+                "--yes", "--json",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("verifying backup"), "{err}");
+    assert_eq!(
+        target.cli(&["STRLEN", "big"]).trim(),
+        (65u64 << 20).to_string()
+    );
 }

@@ -248,6 +248,31 @@ fn an_altered_backup_never_touches_the_target() {
         "{err}"
     );
     assert_eq!(source.digest(), digest, "the target was touched");
+
+    // A key restore holds the chosen keys until the whole object checked out.
+    source.cli(&["SET", "str:1", "changed"]);
+    let digest = source.digest();
+    let args = [
+        "restore",
+        "--config",
+        &c,
+        "--backup",
+        &id,
+        "--keys",
+        "str:*;hash:*",
+        "--yes",
+    ];
+    let (code, _, err) = redback(&args);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("sha256") && err.contains("not touched"),
+        "{err}"
+    );
+    assert_eq!(
+        source.digest(),
+        digest,
+        "a key restore of a damaged backup touched the target"
+    );
 }
 
 #[test]

@@ -191,6 +191,46 @@ pub async fn run(
     opts: Options,
     progress: Arc<Progress>,
 ) -> Result<Report, RestoreError> {
+    // A key restore holds the chosen keys until the whole backup proved
+    // intact, so a damaged backup changes nothing; past HOLD_BYTES it
+    // verifies the backup in a first pass instead. Best effort streams.
+    let hold = matches!(opts.scope, Scope::Keys { .. }) && !opts.best_effort;
+    if let Some(report) = run_pass(
+        storage.clone(),
+        manifest,
+        target,
+        opts.clone(),
+        progress.clone(),
+        hold,
+    )
+    .await?
+    {
+        return Ok(report);
+    }
+    tracing::info!(
+        "the chosen keys pass {} MiB: verifying backup {} before restoring them",
+        HOLD_BYTES >> 20,
+        manifest.id
+    );
+    backup::verify(storage.clone(), manifest).await?;
+    let report = run_pass(storage, manifest, target, opts, progress, false).await?;
+    Ok(report.expect("a pass that does not hold always finishes"))
+}
+
+/// Most bytes of chosen keys held back before the backup proved intact.
+const HOLD_BYTES: usize = 64 << 20;
+
+/// One pass over the backup. With `hold`, nothing is written until the
+/// stream ended with a valid RDB and the manifest's sha256; `Ok(None)` when
+/// the chosen keys were too big to hold.
+async fn run_pass(
+    storage: Arc<dyn Storage>,
+    manifest: &Manifest,
+    target: &Endpoint,
+    opts: Options,
+    progress: Arc<Progress>,
+    hold: bool,
+) -> Result<Option<Report>, RestoreError> {
     let mut conn = Connection::open(target).await?;
     let server = conn.info("server").await?;
     let replay = manifest.source.rdb_version > max_rdb_version(&server);
@@ -302,11 +342,38 @@ pub async fn run(
         restored,
         message,
     };
+    // Holding: take every batch first, then check the parser and the
+    // download before anything reaches the target.
+    let mut held: Vec<Vec<Ready>> = Vec::new();
+    let mut finished = None;
+    let mut tasks = Some((parser, download));
+    if hold {
+        let (parser, download) = tasks.take().expect("the tasks are taken once");
+        let mut held_bytes = 0usize;
+        while let Some(batch) = rx.recv().await {
+            held_bytes += batch.iter().map(Ready::bytes).sum::<usize>();
+            held.push(batch);
+            if held_bytes > HOLD_BYTES {
+                return Ok(None);
+            }
+        }
+        let parsed = parser
+            .await
+            .map_err(|e| failed(0, format!("the parser stopped: {e}")))?;
+        let downloaded = download
+            .await
+            .map_err(|e| failed(0, format!("the download stopped: {e}")))?;
+        let checked = check_stream(manifest, parsed, downloaded)
+            .map_err(|m| failed(0, format!("{m}; the target was not touched")))?;
+        finished = Some(checked);
+    }
+    let mut held = held.into_iter();
+
     // The writer: pipelined RESTOREs, at most PIPELINE_DEPTH unanswered.
     let mut current_db: Option<u64> = None;
     let mut outstanding: std::collections::VecDeque<Pending> = Default::default();
     let mut write_error: Option<String> = None;
-    'batches: while let Some(batch) = rx.recv().await {
+    'batches: while let Some(batch) = if hold { held.next() } else { rx.recv().await } {
         for r in batch {
             if let Send::Payload(p) = &r.how
                 && p.len() as u64 > max_bulk
@@ -386,38 +453,49 @@ pub async fn run(
             }
         }
     }
-    let parsed = parser
-        .await
-        .map_err(|e| failed(report.keys_restored, format!("the parser stopped: {e}")))?;
-    let downloaded = download
-        .await
-        .map_err(|e| failed(report.keys_restored, format!("the download stopped: {e}")))?;
     if let Some(m) = write_error {
         return Err(failed(report.keys_restored, m));
     }
-    let (bytes, sha) = downloaded?;
-    if sha != manifest.data.sha256 || bytes != manifest.data.stored_bytes {
-        return Err(failed(
-            report.keys_restored,
-            format!(
-                "the stored object does not match the manifest's sha256 ({sha} vs {}): it was altered or damaged",
-                manifest.data.sha256
-            ),
-        ));
-    }
-    let ((in_backup, found, expired, raw), missing) = parsed.map_err(|m| {
-        failed(
-            report.keys_restored,
-            format!("the backup's RDB is not valid: {m}"),
-        )
-    })?;
+    let checked = match finished {
+        Some(c) => c,
+        None => {
+            let (parser, download) = tasks.take().expect("the tasks are taken once");
+            let parsed = parser
+                .await
+                .map_err(|e| failed(report.keys_restored, format!("the parser stopped: {e}")))?;
+            let downloaded = download
+                .await
+                .map_err(|e| failed(report.keys_restored, format!("the download stopped: {e}")))?;
+            check_stream(manifest, parsed, downloaded)
+                .map_err(|m| failed(report.keys_restored, m))?
+        }
+    };
+    let ((in_backup, found, expired, raw), missing) = checked;
     report.keys_in_backup = in_backup;
     report.keys_found = found;
     report.keys_expired = expired;
     report.raw_bytes = raw;
     report.missing_patterns = missing;
     progress.raw_bytes.store(raw, Ordering::Relaxed);
-    Ok(report)
+    Ok(Some(report))
+}
+
+type Counts = ((u64, u64, u64, u64), Vec<String>);
+
+/// The parser's and the download's results, checked against the manifest.
+fn check_stream(
+    manifest: &Manifest,
+    parsed: Result<Counts, String>,
+    downloaded: backup::stream::Downloaded,
+) -> Result<Counts, String> {
+    let (bytes, sha) = downloaded.map_err(|e| e.to_string())?;
+    if sha != manifest.data.sha256 || bytes != manifest.data.stored_bytes {
+        return Err(format!(
+            "the stored object does not match the manifest's sha256 ({sha} vs {}): it was altered or damaged",
+            manifest.data.sha256
+        ));
+    }
+    parsed.map_err(|m| format!("the backup's RDB is not valid: {m}"))
 }
 
 /// What an outstanding reply answers.
