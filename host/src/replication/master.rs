@@ -46,13 +46,16 @@ impl FakeMaster {
 
     /// Waits for the target, answers its replica handshake and sends
     /// `rdb_len` bytes read from `rdb` (a blocking reader, run on a blocking
-    /// thread) as the payload. Returns the connection, which must stay open
-    /// until the target reports the link up.
+    /// thread) as the payload. The last chunk is held back until `verified`
+    /// says the source checked out: a replica acts only on a complete
+    /// payload, so a damaged backup never reaches its dataset. Returns the
+    /// connection, which must stay open until the target reports the link up.
     pub async fn serve(
         self,
         rdb: Box<dyn Read + Send>,
         rdb_len: u64,
         accept_timeout: Duration,
+        verified: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
     ) -> Result<TcpStream, ReplError> {
         let ep = self.ep.clone();
         let (stream, _) = tokio::time::timeout(accept_timeout, self.listener.accept())
@@ -122,8 +125,10 @@ impl FakeMaster {
             }
         });
         let mut written = 0u64;
+        let mut held: Option<Vec<u8>> = None;
         while let Some(chunk) = rx.recv().await {
-            if written + chunk.len() as u64 > rdb_len {
+            let pending = held.as_ref().map_or(0, Vec::len) as u64;
+            if written + pending + chunk.len() as u64 > rdb_len {
                 return Err(ep.error(
                     ErrorKind::Protocol,
                     format!(
@@ -131,16 +136,28 @@ impl FakeMaster {
                     ),
                 ));
             }
-            stream.write_all(&chunk).await.map_err(|e| {
-                ep.error(
-                    ErrorKind::Closed,
-                    format!("the target closed the sync after {written} of {rdb_len} bytes: {e}"),
-                )
-            })?;
-            written += chunk.len() as u64;
+            if let Some(previous) = held.replace(chunk) {
+                stream.write_all(&previous).await.map_err(|e| {
+                    ep.error(
+                        ErrorKind::Closed,
+                        format!(
+                            "the target closed the sync after {written} of {rdb_len} bytes: {e}"
+                        ),
+                    )
+                })?;
+                written += previous.len() as u64;
+            }
         }
-        let produced = producer
-            .await
+        let produced = producer.await;
+        // The source's own check speaks first: a damaged object usually
+        // also breaks the decompressor, and its sha256 says why.
+        verified.await.map_err(|m| {
+            ep.error(
+                ErrorKind::Protocol,
+                format!("{m}; the last bytes were held back, so the target kept its data"),
+            )
+        })?;
+        let produced = produced
             .map_err(|e| {
                 ep.error(
                     ErrorKind::Protocol,
@@ -148,12 +165,20 @@ impl FakeMaster {
                 )
             })?
             .map_err(|e| ep.error(ErrorKind::Protocol, format!("reading the backup: {e}")))?;
-        if produced != rdb_len || written != rdb_len {
+        let last = held.unwrap_or_default();
+        if produced != rdb_len || written + last.len() as u64 != rdb_len {
             return Err(ep.error(
                 ErrorKind::Protocol,
-                format!("sent {written} RDB bytes, the manifest says {rdb_len}; the target will discard the transfer"),
+                format!(
+                    "the backup holds {produced} RDB bytes, the manifest says {rdb_len}; \
+                     the target never got a complete payload"
+                ),
             ));
         }
+        stream
+            .write_all(&last)
+            .await
+            .map_err(|e| ep.error(ErrorKind::Closed, format!("finishing the sync: {e}")))?;
         stream
             .flush()
             .await

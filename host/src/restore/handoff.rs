@@ -1,8 +1,10 @@
 //! The handoff restore of a whole instance: redback serves the backup as a
 //! replication master, the target runs `REPLICAOF` to it and loads the RDB
 //! at its native speed, then `REPLICAOF NO ONE` (and its previous master, if
-//! it had one) puts it back on its own. The backup is verified first: a
-//! replica throws its data away when it loads a new RDB.
+//! it had one) puts it back on its own. A replica throws its data away when
+//! it loads a new payload, so the last bytes of the payload are held back
+//! until the stored object's sha256 matched the manifest: a damaged backup
+//! leaves the target as it was, in one pass.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +56,6 @@ pub async fn run(
         restored: 0,
         message,
     };
-    backup::verify(storage.clone(), m).await?;
     let mut conn = Connection::open(target).await?;
     let before = conn.info("replication").await?;
     let previous_master = match (
@@ -93,17 +94,20 @@ pub async fn run(
 
     let outcome = async {
         let (download, reader) = backup::stream::open(storage, m);
-        let stream = master
-            .serve(reader, m.data.raw_bytes, Duration::from_secs(60))
-            .await?;
-        let (_, sha) = download
-            .await
-            .map_err(|e| failed(format!("the download stopped: {e}")))??;
-        if sha != m.data.sha256 {
-            return Err(failed(format!(
-                "the stored object changed during the restore (sha256 {sha})"
-            )));
-        }
+        let (stored, sha256) = (m.data.stored_bytes, m.data.sha256.clone());
+        let verified = Box::pin(async move {
+            let (n, sha) = download
+                .await
+                .map_err(|e| format!("the download stopped: {e}"))?
+                .map_err(|e| e.to_string())?;
+            if n != stored || sha != sha256 {
+                return Err(format!(
+                    "the backup did not verify: the stored object's sha256 is {sha}, the manifest says {sha256}"
+                ));
+            }
+            Ok(())
+        });
+        let stream = master.serve(reader, m.data.raw_bytes, Duration::from_secs(60), verified).await?;
         let keep_alive = drain(stream);
         // Wait for the target to load what it received.
         let started = Instant::now();
