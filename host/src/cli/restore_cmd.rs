@@ -111,7 +111,18 @@ pub(super) async fn restore(
             advertise,
             ..Default::default()
         };
-        restore::handoff::run(storage, &manifest, &ep, &o).await?
+        let progress = std::sync::Arc::new(Progress::default());
+        let p = progress.clone();
+        let shown = super::progress::Progress::start(
+            &format!("handoff of {} to {}", manifest.id, ep.addr),
+            Some(manifest.data.raw_bytes),
+            std::sync::Arc::new(move || {
+                (p.raw_bytes.load(std::sync::atomic::Ordering::Relaxed), None)
+            }),
+        );
+        let r = restore::handoff::run(storage, &manifest, &ep, &o, progress).await;
+        shown.finish();
+        r?
     } else {
         let opts = Options {
             scope,

@@ -56,6 +56,7 @@ impl FakeMaster {
         rdb_len: u64,
         accept_timeout: Duration,
         verified: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+        sent: &std::sync::atomic::AtomicU64,
     ) -> Result<TcpStream, ReplError> {
         let ep = self.ep.clone();
         let (stream, _) = tokio::time::timeout(accept_timeout, self.listener.accept())
@@ -146,6 +147,7 @@ impl FakeMaster {
                     )
                 })?;
                 written += previous.len() as u64;
+                sent.store(written, std::sync::atomic::Ordering::Relaxed);
             }
         }
         let produced = producer.await;

@@ -50,6 +50,7 @@ pub async fn run(
     m: &Manifest,
     target: &Endpoint,
     o: &HandoffOptions,
+    progress: Arc<super::Progress>,
 ) -> Result<Report, RestoreError> {
     let failed = |message: String| RestoreError::Failed {
         target: target.addr.clone(),
@@ -107,7 +108,9 @@ pub async fn run(
             }
             Ok(())
         });
-        let stream = master.serve(reader, m.data.raw_bytes, Duration::from_secs(60), verified).await?;
+        let stream = master
+            .serve(reader, m.data.raw_bytes, Duration::from_secs(60), verified, &progress.raw_bytes)
+            .await?;
         let keep_alive = drain(stream);
         // Wait for the target to load what it received.
         let started = Instant::now();
