@@ -39,6 +39,18 @@ async fn setup(instance_lines: &str) -> Setup {
     }
 }
 
+/// `backup::run` of a nameless manual backup into the setup's storage.
+async fn manual_backup(
+    s: &Setup,
+    inst: &redback::config::InstanceConfig,
+) -> Result<Manifest, backup::BackupError> {
+    let request = Request {
+        kind: Kind::Manual,
+        name: None,
+    };
+    backup::run(inst, s.storage.clone(), &request, &Progress::default()).await
+}
+
 async fn download(storage: &dyn Storage, key: &str) -> Vec<u8> {
     get(storage, key).await.unwrap()
 }
@@ -261,17 +273,7 @@ async fn a_corrupt_rdb_leaves_no_backup_behind() {
     let addr = fake_master(rdb).await;
     let s = setup(&format!("address = \"{addr}\"")).await;
     let inst = s.config.instance("app").unwrap();
-    let e = backup::run(
-        inst,
-        s.storage.clone(),
-        &Request {
-            kind: Kind::Manual,
-            name: None,
-        },
-        &Progress::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = manual_backup(&s, inst).await.unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains("not valid") && text.contains("no backup was kept"),
@@ -298,17 +300,7 @@ async fn verify_proves_a_backup_and_catches_an_altered_one() {
     server.fill_mixed();
     let s = setup(&format!("address = \"{}\"", server.addr())).await;
     let inst = s.config.instance("app").unwrap();
-    let m = backup::run(
-        inst,
-        s.storage.clone(),
-        &Request {
-            kind: Kind::Manual,
-            name: None,
-        },
-        &Progress::default(),
-    )
-    .await
-    .unwrap();
+    let m = manual_backup(&s, inst).await.unwrap();
     let found = backup::find(inst, s.storage.as_ref(), &m.id).await.unwrap();
     assert_eq!(found, m);
     let v = backup::verify(s.storage.clone(), &m).await.unwrap();
@@ -424,19 +416,8 @@ async fn sources_diskless_or_not_with_a_password_or_an_acl_user_back_up() {
 async fn a_key_over_1_mb_and_a_value_over_64_mb_round_trip_in_every_mode() {
     let source = RedisServer::start(&[]);
     source.fill_mixed();
-    let mut x = 0x1234_5678_9abc_def1u64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
-    let long_key = noise(1 << 20 | 17);
-    let big_value = noise(65 << 20);
+    let long_key = noise(1, 1 << 20 | 17);
+    let big_value = noise(2, 65 << 20);
     source.pipe(&[
         vec![b"SET".to_vec(), long_key.clone(), b"v".to_vec()],
         vec![b"SET".to_vec(), b"big".to_vec(), big_value],
@@ -445,17 +426,7 @@ async fn a_key_over_1_mb_and_a_value_over_64_mb_round_trip_in_every_mode() {
     let s = setup(&format!("address = \"{}\"", source.addr())).await;
     let c = s.config_path.to_str().unwrap().to_string();
     let inst = s.config.instance("app").unwrap();
-    let m = backup::run(
-        inst,
-        s.storage.clone(),
-        &Request {
-            kind: Kind::Manual,
-            name: None,
-        },
-        &Progress::default(),
-    )
-    .await
-    .unwrap();
+    let m = manual_backup(&s, inst).await.unwrap();
     assert!(m.data.raw_bytes > 65 << 20);
     for mode in ["handoff", "restore"] {
         let target = RedisServer::start(&[]);

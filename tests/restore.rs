@@ -281,15 +281,7 @@ fn keys_over_the_targets_bulk_limit_are_named_and_best_effort_goes_on() {
     source.fill_mixed();
     // A 2 MiB value that LZF cannot shrink: its RESTORE payload is over a
     // target whose proto-max-bulk-len is 1 MiB.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..2 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = noise(3, 2 << 20);
     let big = vec![vec![b"SET".to_vec(), b"huge".to_vec(), noise]];
     source.pipe(&big);
     let tmp = tempfile::tempdir().unwrap();

@@ -162,6 +162,20 @@ pub fn take_backup(config: &str) -> String {
     out.trim().to_string()
 }
 
+/// `n` pseudo-random bytes (xorshift from `seed`): data LZF and zstd
+/// cannot shrink, for values whose stored size must stay large.
+pub fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn no_overrides() -> BTreeMap<String, PluginOverrides> {
     BTreeMap::new()
 }

@@ -3,7 +3,7 @@
 //! the master, with the reason recorded.
 
 use crate::config::InstanceConfig;
-use crate::replication::{Connection, Endpoint, ReplError};
+use crate::replication::{Connection, Endpoint, ReplError, info_field};
 
 /// The node chosen for a backup.
 #[derive(Debug, Clone)]
@@ -23,10 +23,6 @@ pub fn endpoint_for(instance: &InstanceConfig, addr: &str) -> Endpoint {
     ep.connect_timeout = instance.connect_timeout;
     ep.read_timeout = instance.read_timeout;
     ep
-}
-
-fn field<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// An online replica named by the master's `INFO replication`, lowest lag first.
@@ -54,7 +50,10 @@ async fn usable_replica(instance: &InstanceConfig, addr: &str) -> Result<String,
     let ep = endpoint_for(instance, addr);
     let mut c = Connection::open(&ep).await.map_err(|e| e.message)?;
     let info = c.info("replication").await.map_err(|e| e.message)?;
-    match (field(&info, "role"), field(&info, "master_link_status")) {
+    match (
+        info_field(&info, "role"),
+        info_field(&info, "master_link_status"),
+    ) {
         (Some("slave"), Some("up")) => {}
         (Some("slave"), link) => {
             return Err(format!("its master link is {}", link.unwrap_or("unknown")));
@@ -67,7 +66,7 @@ async fn usable_replica(instance: &InstanceConfig, addr: &str) -> Result<String,
         }
     }
     let server = c.info("server").await.map_err(|e| e.message)?;
-    Ok(field(&server, "redis_version")
+    Ok(info_field(&server, "redis_version")
         .unwrap_or("unknown")
         .to_string())
 }
@@ -77,11 +76,11 @@ pub async fn choose(instance: &InstanceConfig) -> Result<Chosen, ReplError> {
     let master = endpoint_for(instance, &instance.address);
     let mut conn = Connection::open(&master).await?;
     let server = conn.info("server").await?;
-    let master_version = field(&server, "redis_version")
+    let master_version = info_field(&server, "redis_version")
         .unwrap_or("unknown")
         .to_string();
     let replication = conn.info("replication").await?;
-    let role = match field(&replication, "role") {
+    let role = match info_field(&replication, "role") {
         Some("slave") => "replica",
         _ => "master",
     };

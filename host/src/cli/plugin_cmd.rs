@@ -103,17 +103,7 @@ pub(super) async fn check(
         }
         (None, Some(config), Some(name)) => {
             let config = Config::load(&config)?;
-            let cfg = config.storage(&name)?.clone();
-            let (host, set) = Daemon::load_plugins(&config)?;
-            let plugin = set.loaded.get(&cfg.plugin).with_context(|| {
-                format!(
-                    "storage `{name}`: {}",
-                    set.why_missing(&cfg.plugin, &config.daemon.plugin_dir)
-                )
-            })?;
-            let s = host
-                .open_storage(plugin, &cfg, config.plugins.get(&cfg.plugin))
-                .await?;
+            let (host, s) = Daemon::open_storage(&config, &name).await?;
             (s, host)
         }
         _ => bail!("give a plugin folder, or --config FILE --storage NAME"),

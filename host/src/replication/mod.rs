@@ -127,6 +127,11 @@ impl ReplError {
     }
 }
 
+/// The value of `key` in `INFO` output parsed by `Connection::info`.
+pub fn info_field<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
 /// Turns a server error reply into a `ReplError` with the fix.
 fn server_error(ep: &Endpoint, during: &str, reply: &str) -> ReplError {
     let code = reply.split_whitespace().next().unwrap_or("");

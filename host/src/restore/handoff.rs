@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::{Report, RestoreError, total_keys};
 use crate::backup::{self, Manifest};
 use crate::replication::master::{FakeMaster, drain};
-use crate::replication::{Connection, Endpoint};
+use crate::replication::{Connection, Endpoint, info_field};
 use crate::storage::Storage;
 
 /// Where the fake master listens and what address the target is told.
@@ -40,10 +40,6 @@ impl Default for HandoffOptions {
     }
 }
 
-fn field<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
 /// Restores the whole of `m` into `target` by handoff.
 pub async fn run(
     storage: Arc<dyn Storage>,
@@ -60,9 +56,9 @@ pub async fn run(
     let mut conn = Connection::open(target).await?;
     let before = conn.info("replication").await?;
     let previous_master = match (
-        field(&before, "role"),
-        field(&before, "master_host"),
-        field(&before, "master_port"),
+        info_field(&before, "role"),
+        info_field(&before, "master_host"),
+        info_field(&before, "master_port"),
     ) {
         (Some("slave"), Some(h), Some(p)) => Some((h.to_string(), p.to_string())),
         _ => None,
@@ -118,7 +114,7 @@ pub async fn run(
             // The link is up once the target loaded the payload; DBSIZE
             // answers LOADING until then.
             let r = conn.info("replication").await?;
-            if field(&r, "master_link_status") == Some("up")
+            if info_field(&r, "master_link_status") == Some("up")
                 && conn.command(&[b"DBSIZE"]).await.is_ok()
             {
                 break;

@@ -155,7 +155,7 @@ impl Ready {
 
 /// The newest RDB version a server of this `INFO server` can read.
 pub fn max_rdb_version(info: &[(String, String)]) -> u32 {
-    let get = |k: &str| info.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| crate::replication::info_field(info, k);
     let version = |v: &str| -> (u32, u32) {
         let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
         (p.next().unwrap_or(0), p.next().unwrap_or(0))
