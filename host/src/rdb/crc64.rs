@@ -4,67 +4,37 @@
 //!
 //! Owns only the arithmetic; it must not know about files or readers.
 //!
-//! The backup path checksums ~600 MB per RDB, so this is slicing-by-8 over
-//! tables built at compile time (a byte-at-a-time loop would cost a second or
-//! more per backup).
+//! The backup path checksums ~600 MB per RDB while the Redis fork writing it
+//! competes for the same cores, so this uses `crc-fast`: carry-less
+//! multiplication folding (PCLMULQDQ, or PMULL on ARM) with keys derived
+//! from the polynomial, 10-20x a slicing-by-8 table loop, and a table
+//! fallback on CPUs without it.
 
-/// Jones polynomial 0xad93d23594c935a9, bit-reversed for the reflected form.
-const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
+use std::sync::LazyLock;
 
-const fn make_tables() -> [[u64; 256]; 8] {
-    let mut t = [[0u64; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u64;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY_REFLECTED
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        t[0][i] = crc;
-        i += 1;
-    }
-    let mut k = 1;
-    while k < 8 {
-        let mut i = 0;
-        while i < 256 {
-            let prev = t[k - 1][i];
-            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            i += 1;
-        }
-        k += 1;
-    }
-    t
-}
-
-static TABLES: [[u64; 256]; 8] = make_tables();
+/// Redis's CRC-64 (Jones), in the Rocksoft model: width 64, poly
+/// 0xad93d23594c935a9, init 0, reflected in and out, xorout 0, check value
+/// 0xe9c6d914c4b8d9ca.
+static JONES: LazyLock<crc_fast::CrcParams> = LazyLock::new(|| {
+    crc_fast::CrcParams::new(
+        "CRC-64/REDIS-JONES",
+        64,
+        0xad93_d235_94c9_35a9,
+        0,
+        true,
+        0,
+        0xe9c6_d914_c4b8_d9ca,
+    )
+});
 
 /// Continues a CRC-64 from `init` over `bytes` (Redis's `crc64(crc, s, l)`).
 pub fn crc64(init: u64, bytes: &[u8]) -> u64 {
-    let t = &TABLES;
-    let mut crc = init;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = crc ^ u64::from_le_bytes(word);
-        crc = t[7][(v & 0xff) as usize]
-            ^ t[6][((v >> 8) & 0xff) as usize]
-            ^ t[5][((v >> 16) & 0xff) as usize]
-            ^ t[4][((v >> 24) & 0xff) as usize]
-            ^ t[3][((v >> 32) & 0xff) as usize]
-            ^ t[2][((v >> 40) & 0xff) as usize]
-            ^ t[1][((v >> 48) & 0xff) as usize]
-            ^ t[0][(v >> 56) as usize];
-    }
-    for &b in chunks.remainder() {
-        crc = t[0][((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8);
-    }
-    crc
+    // With no final xor, a running value is the register itself, so
+    // continuing is starting from it.
+    let mut params = *JONES;
+    params.init = init;
+    params.init_algorithm = init;
+    crc_fast::checksum_with_params(params, bytes)
 }
 
 /// A running CRC-64, fed piece by piece.
@@ -91,9 +61,13 @@ impl Crc64 {
 mod tests {
     use super::*;
 
+    /// Jones polynomial 0xad93d23594c935a9, bit-reversed for the reflected
+    /// form.
+    const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
+
     /// Bit-at-a-time reference, straight from the definition.
-    fn slow(bytes: &[u8]) -> u64 {
-        let mut crc = 0u64;
+    fn slow(init: u64, bytes: &[u8]) -> u64 {
+        let mut crc = init;
         for &b in bytes {
             crc ^= b as u64;
             for _ in 0..8 {
@@ -126,10 +100,17 @@ mod tests {
     }
 
     #[test]
-    fn sliced_equals_bitwise_and_is_incremental() {
-        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 3) as u8).collect();
-        for len in [0, 1, 7, 8, 9, 15, 16, 17, 100, 1000] {
-            assert_eq!(crc64(0, &data[..len]), slow(&data[..len]), "len {len}");
+    fn folded_equals_bitwise_and_is_incremental() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+        let lens = (0..300).chain([511, 512, 513, 4095, 4096, 4097, 65_537, 70_000]);
+        for len in lens {
+            assert_eq!(crc64(0, &data[..len]), slow(0, &data[..len]), "len {len}");
+            let init = 0x0123_4567_89ab_cdef;
+            assert_eq!(
+                crc64(init, &data[..len]),
+                slow(init, &data[..len]),
+                "len {len}"
+            );
         }
         let mut c = Crc64::new();
         for piece in data.chunks(13) {
