@@ -196,6 +196,9 @@ fn populate(port: u16, keys: u64) {
     child.wait().unwrap();
 }
 
+/// Alternating backup rounds (redis-cli, then redback) for the medians.
+const ROUNDS: usize = 5;
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -252,7 +255,7 @@ fn main() {
     let mut ours = Vec::new();
     let mut rss_backup = 0;
     let mut id = String::new();
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         let (d, _, _) = measure(
             Command::new("redis-cli")
                 .args(["-p", &source.port.to_string(), "--rdb"])
@@ -264,8 +267,14 @@ fn main() {
         ours.push(d);
         rss_backup = rss_backup.max(rss);
         id = out.trim().to_string();
+        eprintln!(
+            "backup round {}: redis-cli --rdb {:.2} s, redback {:.2} s",
+            reference.len(),
+            reference[reference.len() - 1].as_secs_f64(),
+            d.as_secs_f64()
+        );
     }
-    // Median of 3 alternating rounds: the reference itself varies ~8%.
+    // Median of alternating rounds: the reference itself varies ~10%.
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]

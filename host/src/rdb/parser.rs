@@ -57,6 +57,9 @@ pub struct KeyEntry {
     pub value_len: u64,
     /// Absolute offset of the value's first byte in the file.
     pub value_offset: u64,
+    /// Whether the caller's selector chose this key (always, with `next`);
+    /// an unselected key's value is not captured.
+    pub selected: bool,
 }
 
 impl KeyEntry {
@@ -236,6 +239,17 @@ impl<R: Read> Parser<R> {
     // keeps "the file ended well" distinct from "the file is bad".
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Item>> {
+        self.next_selecting(&mut |_, _| true)
+    }
+
+    /// As `next`, asking `select(db, key)` for each key before its value is
+    /// read: a key it refuses comes back with `selected: false` and its
+    /// value walked and checked but not kept, which spares a restore of a
+    /// few keys copying every value of the file.
+    pub fn next_selecting(
+        &mut self,
+        select: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<Option<Item>> {
         match self.state {
             State::Reading => {}
             State::Done => return Ok(None),
@@ -246,7 +260,7 @@ impl<R: Read> Parser<R> {
                 ));
             }
         }
-        let r = self.next_inner();
+        let r = self.next_inner(select);
         match &r {
             Ok(None) => self.state = State::Done,
             Err(_) => self.state = State::Failed,
@@ -263,7 +277,7 @@ impl<R: Read> Parser<R> {
         }
     }
 
-    fn next_inner(&mut self) -> Result<Option<Item>> {
+    fn next_inner(&mut self, select: &mut dyn FnMut(u64, &[u8]) -> bool) -> Result<Option<Item>> {
         loop {
             let at = self.rd.offset();
             let op = match self.rd.u8() {
@@ -351,7 +365,7 @@ impl<R: Read> Parser<R> {
                     .slot_import()
                     .map_err(|e| e.within(|| "the SLOT_IMPORT record".into()))?,
                 t if kind_of(t, self.flavor).is_some() => {
-                    return self.key(t).map(|k| Some(Item::Key(k)));
+                    return self.key(t, select).map(|k| Some(Item::Key(k)));
                 }
                 t => {
                     let what = if t >= OPCODE_SLOT_IMPORT {
@@ -409,18 +423,24 @@ impl<R: Read> Parser<R> {
         Ok(())
     }
 
-    fn key(&mut self, rdb_type: u8) -> Result<KeyEntry> {
+    fn key(
+        &mut self,
+        rdb_type: u8,
+        select: &mut dyn FnMut(u64, &[u8]) -> bool,
+    ) -> Result<KeyEntry> {
         let kind = kind_of(rdb_type, self.flavor).expect("checked by the caller");
         let mut key = Vec::new();
         self.rd
             .string(&mut key)
             .map_err(|e| e.within(|| format!("the name of a key in db {}", self.db)))?;
         let value_offset = self.rd.offset();
-        if self.opts.capture_values {
+        let selected = select(self.db, &key);
+        let capture = self.opts.capture_values && selected;
+        if capture {
             self.rd.begin_capture();
         }
         let walked = value::walk(&mut self.rd, rdb_type, self.flavor);
-        let value = if self.opts.capture_values {
+        let value = if capture {
             self.rd.end_capture()
         } else {
             Vec::new()
@@ -455,6 +475,7 @@ impl<R: Read> Parser<R> {
             value,
             value_len: self.rd.offset() - value_offset,
             value_offset,
+            selected,
         })
     }
 

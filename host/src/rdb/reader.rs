@@ -94,6 +94,12 @@ impl<R: Read> Reader<R> {
             self.crc.update(&self.buf[self.crc_mark..self.pos]);
         }
         self.crc_mark = self.pos;
+        self.flush_capture();
+    }
+
+    /// The CRC waits for a buffer refill: fed a whole buffer at a time, it
+    /// runs on its fast path.
+    fn flush_capture(&mut self) {
         if self.capturing && self.capture_mark < self.pos {
             self.capture
                 .extend_from_slice(&self.buf[self.capture_mark..self.pos]);
@@ -369,7 +375,7 @@ impl<R: Read> Reader<R> {
 
     /// Stops capturing and hands out what was captured.
     pub fn end_capture(&mut self) -> Vec<u8> {
-        self.flush_marks();
+        self.flush_capture();
         self.capturing = false;
         std::mem::take(&mut self.capture)
     }

@@ -133,6 +133,16 @@ impl Stats {
 
     /// Accounts for one parsed item.
     pub fn record(&mut self, item: &Item) {
+        /// Counts one key of `bytes` under `name`; allocates the name only
+        /// the first time (this runs for every key of the RDB).
+        fn count(map: &mut BTreeMap<String, TypeStats>, name: &str, bytes: u64) {
+            let t = match map.get_mut(name) {
+                Some(t) => t,
+                None => map.entry(name.to_string()).or_default(),
+            };
+            t.keys += 1;
+            t.bytes += bytes;
+        }
         match item {
             Item::Aux { key, value } => {
                 self.aux.insert(
@@ -165,15 +175,9 @@ impl Stats {
                     self.expires += 1;
                 }
                 self.value_bytes += k.value_len;
-                let t = self
-                    .by_type
-                    .entry(type_name(k.rdb_type, self.flavor).to_string())
-                    .or_default();
-                t.keys += 1;
-                t.bytes += k.value_len;
-                let t = self.by_kind.entry(k.kind.name().to_string()).or_default();
-                t.keys += 1;
-                t.bytes += k.value_len;
+                let name = type_name(k.rdb_type, self.flavor);
+                count(&mut self.by_type, name, k.value_len);
+                count(&mut self.by_kind, k.kind.name(), k.value_len);
                 self.offer_large(k.value_len, || LargeKey {
                     key: show_bytes(&k.key),
                     db: k.db,

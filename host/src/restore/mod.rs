@@ -285,7 +285,12 @@ async fn run_pass(
         let mut p = crate::rdb::Parser::new(reader).map_err(|e| e.to_string())?;
         let mut batch: Vec<Ready> = Vec::new();
         let mut batch_bytes = 0usize;
-        while let Some(item) = p.next().map_err(|e| e.to_string())? {
+        // Only the chosen keys' values are copied out of the stream.
+        let mut select = |key_db: u64, key: &[u8]| match filter.as_mut() {
+            Some((f, db)) => db.is_none_or(|d| d == key_db) && f.matches(key),
+            None => true,
+        };
+        while let Some(item) = p.next_selecting(&mut select).map_err(|e| e.to_string())? {
             parse_progress
                 .raw_bytes
                 .store(p.offset(), Ordering::Relaxed);
@@ -293,9 +298,7 @@ async fn run_pass(
                 continue;
             };
             counts.0 += 1;
-            if let Some((f, db)) = filter.as_mut()
-                && (db.is_some_and(|d| d != e.db) || !f.matches(&e.key))
-            {
+            if !e.selected {
                 continue;
             }
             counts.1 += 1;
