@@ -3,6 +3,8 @@
 //!
 //! - `uri`: percent-encoding as the signature schemes define it;
 //! - `sigv4`: AWS Signature Version 4, header and presigned-query forms;
+//! - `keys`: the storage contract's key rules;
+//! - `time`: the timestamps services send;
 //! - `xml`: reading the small XML documents the services answer with;
 //! - `http` (wasm only): blocking HTTP/1.1 requests over `wasi:http`, with
 //!   streamed response bodies, and the retry loop with backoff.
@@ -11,7 +13,9 @@
 //! the vendors' published worked examples.
 
 pub mod hash;
+pub mod keys;
 pub mod sigv4;
+pub mod time;
 pub mod uri;
 pub mod xml;
 

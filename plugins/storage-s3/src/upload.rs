@@ -1,0 +1,258 @@
+//! Uploads: one `PUT` when the object is smaller than a part, a multipart
+//! upload otherwise (initiate on the first full part, one `PUT` per part,
+//! complete on `finish`, abort on `abort` or drop). S3 shows nothing of
+//! either until it is complete, as the contract asks.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use objstore::keys::quoted;
+use objstore::xml;
+
+use crate::client::{self, Call};
+use crate::config::Config;
+use crate::exports::redback::storage::backend::GuestUpload;
+use crate::redback::storage::types::{Error, ObjectMeta};
+
+pub(crate) struct S3Upload {
+    state: RefCell<State>,
+}
+
+struct State {
+    cfg: Rc<Config>,
+    key: String,
+    /// Bytes not yet sent: less than a part.
+    buf: Vec<u8>,
+    upload_id: Option<String>,
+    /// ETags of the parts sent, in order.
+    etags: Vec<String>,
+    size: u64,
+    /// Completed or aborted: nothing more to clean up.
+    closed: bool,
+}
+
+impl S3Upload {
+    pub(crate) fn start(cfg: Rc<Config>, key: String) -> S3Upload {
+        S3Upload {
+            state: RefCell::new(State {
+                buf: Vec::new(),
+                cfg,
+                key,
+                upload_id: None,
+                etags: Vec::new(),
+                size: 0,
+                closed: false,
+            }),
+        }
+    }
+}
+
+impl State {
+    fn what(&self, doing: &str) -> String {
+        format!("{doing} {}", quoted(&self.key))
+    }
+
+    fn initiate(&mut self) -> Result<String, Error> {
+        let what = self.what("starting the multipart upload of");
+        let mut r = client::send(
+            &self.cfg,
+            &Call {
+                what: what.clone(),
+                method: "POST",
+                key: &self.key,
+                query: vec![("uploads".into(), String::new())],
+                headers: Vec::new(),
+                body: &[],
+            },
+        )?;
+        if r.status != 200 {
+            return Err(client::status_error(&what, &mut r));
+        }
+        let body = r.text();
+        xml::text(&body, "UploadId")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::Other(format!("{what}: the answer has no UploadId")))
+    }
+
+    fn send_part(&mut self, part: &[u8]) -> Result<(), Error> {
+        let id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.initiate()?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let number = self.etags.len() + 1;
+        let what = self.what(&format!("uploading part {number} of"));
+        let mut r = client::send(
+            &self.cfg,
+            &Call {
+                what: what.clone(),
+                method: "PUT",
+                key: &self.key,
+                query: vec![
+                    ("partNumber".into(), number.to_string()),
+                    ("uploadId".into(), id),
+                ],
+                headers: Vec::new(),
+                body: part,
+            },
+        )?;
+        if r.status != 200 {
+            return Err(client::status_error(&what, &mut r));
+        }
+        let etag = r
+            .header("etag")
+            .ok_or_else(|| Error::Other(format!("{what}: the answer has no ETag")))?
+            .to_string();
+        self.etags.push(etag);
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<(), Error> {
+        let id = self.upload_id.clone().expect("a multipart upload");
+        let mut doc = String::from("<CompleteMultipartUpload>");
+        for (i, etag) in self.etags.iter().enumerate() {
+            doc.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                i + 1,
+                xml::escape(etag)
+            ));
+        }
+        doc.push_str("</CompleteMultipartUpload>");
+        let what = self.what("completing the multipart upload of");
+        let mut r = client::send(
+            &self.cfg,
+            &Call {
+                what: what.clone(),
+                method: "POST",
+                key: &self.key,
+                query: vec![("uploadId".into(), id)],
+                headers: vec![("content-type".into(), "application/xml".into())],
+                body: doc.as_bytes(),
+            },
+        )?;
+        if r.status != 200 {
+            return Err(client::status_error(&what, &mut r));
+        }
+        // S3 may answer 200 and still fail, with an <Error> document.
+        let body = r.text();
+        if body.contains("<Error>") {
+            return Err(Error::Unavailable(format!(
+                "{what}: {}: {}",
+                xml::text(&body, "Code").unwrap_or_default(),
+                xml::text(&body, "Message").unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    fn put_whole(&mut self) -> Result<(), Error> {
+        let what = self.what("uploading");
+        let body = std::mem::take(&mut self.buf);
+        let mut r = client::send(
+            &self.cfg,
+            &Call {
+                what: what.clone(),
+                method: "PUT",
+                key: &self.key,
+                query: Vec::new(),
+                headers: Vec::new(),
+                body: &body,
+            },
+        )?;
+        if r.status != 200 {
+            return Err(client::status_error(&what, &mut r));
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) -> Result<(), Error> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.buf = Vec::new();
+        let Some(id) = self.upload_id.take() else {
+            return Ok(());
+        };
+        let what = self.what("aborting the multipart upload of");
+        let mut r = client::send(
+            &self.cfg,
+            &Call {
+                what: what.clone(),
+                method: "DELETE",
+                key: &self.key,
+                query: vec![("uploadId".into(), id)],
+                headers: Vec::new(),
+                body: &[],
+            },
+        )?;
+        match r.status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(client::status_error(&what, &mut r)),
+        }
+    }
+}
+
+impl GuestUpload for S3Upload {
+    fn write(&self, chunk: Vec<u8>) -> Result<(), Error> {
+        let mut s = self.state.borrow_mut();
+        if s.closed {
+            return Err(Error::Other(
+                s.what("writing to a finished or aborted upload of"),
+            ));
+        }
+        s.size += chunk.len() as u64;
+        s.buf.extend_from_slice(&chunk);
+        let part = s.cfg.part_size;
+        while s.buf.len() >= part {
+            let rest = s.buf.split_off(part);
+            let full = std::mem::replace(&mut s.buf, rest);
+            s.send_part(&full)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<ObjectMeta, Error> {
+        let mut s = self.state.borrow_mut();
+        if s.closed {
+            return Err(Error::Other(
+                s.what("finishing a finished or aborted upload of"),
+            ));
+        }
+        if s.upload_id.is_none() {
+            s.put_whole()?;
+        } else {
+            if !s.buf.is_empty() {
+                let last = std::mem::take(&mut s.buf);
+                s.send_part(&last)?;
+            }
+            s.complete()?;
+        }
+        s.closed = true;
+        let meta = client::head(&s.cfg, &s.key)?;
+        if meta.size_bytes != s.size {
+            return Err(Error::Other(format!(
+                "{}: the bucket holds {} bytes, {} were sent",
+                s.what("after uploading"),
+                meta.size_bytes,
+                s.size
+            )));
+        }
+        Ok(meta)
+    }
+
+    fn abort(&self) -> Result<(), Error> {
+        self.state.borrow_mut().abort()
+    }
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        // Dropped without finish: the parts must not linger (S3 bills
+        // them and a lifecycle rule may be missing).
+        let _ = self.state.get_mut().abort();
+    }
+}
