@@ -6,7 +6,7 @@
 //! - `keys`: the storage contract's key rules;
 //! - `time`: the timestamps services send;
 //! - `xml`: reading the small XML documents the services answer with;
-//! - `http` (wasm only): blocking HTTP/1.1 requests over `wasi:http`, with
+//! - `http`: blocking HTTP/1.1 requests over `wasi:http`, with
 //!   streamed response bodies, and the retry loop with backoff.
 //!
 //! The pure modules are tested natively (`cargo test -p objstore`) against
@@ -19,5 +19,4 @@ pub mod time;
 pub mod uri;
 pub mod xml;
 
-#[cfg(target_family = "wasm")]
 pub mod http;
