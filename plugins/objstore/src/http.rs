@@ -149,10 +149,15 @@ pub fn send(req: &Request) -> Result<Response, Failure> {
         ),
         message: format!("{code:?}"),
     })?;
-    write_body(body, req.body)?;
+    // A body the host stopped taking usually means the request itself
+    // failed (refused connection, reset): the response says why.
+    let sent = write_body(body, req.body);
     future.subscribe().block();
     let incoming = match future.get() {
-        Some(Ok(Ok(resp))) => resp,
+        Some(Ok(Ok(resp))) => {
+            sent?;
+            resp
+        }
         Some(Ok(Err(code))) => {
             return Err(Failure {
                 denied: matches!(
@@ -163,7 +168,7 @@ pub fn send(req: &Request) -> Result<Response, Failure> {
                 message: format!("{code:?}"),
             });
         }
-        _ => return Err(failure("no response".into())),
+        _ => return Err(sent.err().unwrap_or_else(|| failure("no response".into()))),
     };
     let status = incoming.status();
     let headers = incoming

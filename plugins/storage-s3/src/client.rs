@@ -52,7 +52,9 @@ pub(crate) fn send(cfg: &Config, call: &Call) -> Result<Response, Error> {
         let mut headers = call.headers.clone();
         headers.push(("x-amz-date".into(), amz_date.clone()));
         headers.push(("x-amz-content-sha256".into(), UNSIGNED_PAYLOAD.into()));
-        if !call.body.is_empty() || matches!(call.method, "PUT" | "POST") {
+        // Every request that may carry a body says how long it is (some
+        // servers refuse a DELETE or POST without it).
+        if !matches!(call.method, "GET" | "HEAD") {
             headers.push(("content-length".into(), call.body.len().to_string()));
         }
         // `host` is signed; wasi:http sets the header itself from the
