@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 # Both install what they need first (scripts/setup.sh is idempotent).
 
-.PHONY: setup plugins build run test bench bench-snapshot clean-state
+.PHONY: setup plugins build run test bench bench-s3 bench-snapshot clean-state
 
 setup:
 	scripts/setup.sh
@@ -28,6 +28,9 @@ bench: plugins
 	cargo bench -p redback --bench plugin_host
 
 # Backup and restore of a ~1 GB dataset against redis-cli and redis-server.
+bench-s3: plugins
+	REDBACK_S3S_FS="$$(scripts/test-servers.sh s3)" cargo bench -p redback --bench s3
+
 bench-snapshot: build
 	cargo bench -p redback --bench snapshot
 

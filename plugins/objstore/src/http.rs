@@ -49,19 +49,20 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The next bytes of the body, at most `max`; empty at the end.
+    /// The next bytes of the body, `max` of them unless the body ends
+    /// first; empty at the end. The host hands a body over in the pieces
+    /// it received (often 16 KiB), so this gathers them: one call per
+    /// `max` bytes, not per network read.
     pub fn read(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
-        let Some(stream) = &self.stream else {
-            return Ok(Vec::new());
-        };
-        loop {
-            match stream.blocking_read(max as u64) {
-                Ok(bytes) if bytes.is_empty() => continue,
-                Ok(bytes) => return Ok(bytes),
-                Err(StreamError::Closed) => {
-                    self.stream = None;
-                    return Ok(Vec::new());
-                }
+        let mut out: Vec<u8> = Vec::new();
+        while out.len() < max {
+            let Some(stream) = &self.stream else {
+                break;
+            };
+            match stream.blocking_read((max - out.len()) as u64) {
+                Ok(bytes) if out.is_empty() => out = bytes,
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(StreamError::Closed) => self.stream = None,
                 Err(StreamError::LastOperationFailed(e)) => {
                     return Err(Failure {
                         message: format!("reading the response body: {}", e.to_debug_string()),
@@ -70,6 +71,7 @@ impl Response {
                 }
             }
         }
+        Ok(out)
     }
 
     /// The whole body, refusing one over `limit` bytes.
