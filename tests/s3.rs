@@ -13,7 +13,14 @@ use common::*;
 use redback::plugin::PluginHost;
 use redback::storage::{ErrorKind, Network, Storage, conformance};
 
+/// Plugin log lines (retries among them) go to the test's output, shown
+/// when a test fails.
+fn logs() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+}
+
 async fn s3_storage(server: &S3Server, secret: &str) -> Arc<dyn Storage> {
+    logs();
     let host = PluginHost::new(None).unwrap();
     let plugin = load(&host, "storage-s3");
     let secret_file = server.secret_file(secret);

@@ -151,15 +151,14 @@ pub fn send(req: &Request) -> Result<Response, Failure> {
         ),
         message: format!("{code:?}"),
     })?;
-    // A body the host stopped taking usually means the request itself
-    // failed (refused connection, reset): the response says why.
+    // A body the host stopped taking means the request failed (refused
+    // connection, reset: the response future says why) or the server
+    // answered before reading it all (an error status, which it can only
+    // give without the whole body): either way the response decides.
     let sent = write_body(body, req.body);
     future.subscribe().block();
     let incoming = match future.get() {
-        Some(Ok(Ok(resp))) => {
-            sent?;
-            resp
-        }
+        Some(Ok(Ok(resp))) => resp,
         Some(Ok(Err(code))) => {
             return Err(Failure {
                 denied: matches!(
@@ -190,7 +189,9 @@ pub fn send(req: &Request) -> Result<Response, Failure> {
 }
 
 fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), Failure> {
-    {
+    // No stream for an empty body: flushing one races the host closing a
+    // request that has nothing to send.
+    if !bytes.is_empty() {
         let out = body
             .write()
             .map_err(|()| failure("cannot open the request body".into()))?;
@@ -238,8 +239,13 @@ pub enum Attempt<T, E> {
 }
 
 /// Runs `op` up to `attempts` times, sleeping 200 ms, 400 ms, 800 ms, …
-/// (at most 5 s) between transient failures; returns the last error.
-pub fn retry<T, E>(attempts: u32, mut op: impl FnMut() -> Attempt<T, E>) -> Result<T, E> {
+/// (at most 5 s) between transient failures; returns the last error. Each
+/// retried failure is written to stderr, which the host logs under the
+/// plugin's name.
+pub fn retry<T, E: std::fmt::Display>(
+    attempts: u32,
+    mut op: impl FnMut() -> Attempt<T, E>,
+) -> Result<T, E> {
     let mut delay = 200;
     let mut n = 1;
     loop {
@@ -247,7 +253,8 @@ pub fn retry<T, E>(attempts: u32, mut op: impl FnMut() -> Attempt<T, E>) -> Resu
             Attempt::Done(v) => return Ok(v),
             Attempt::Fail(e) => return Err(e),
             Attempt::Retry(e) if n >= attempts => return Err(e),
-            Attempt::Retry(_) => {
+            Attempt::Retry(e) => {
+                eprintln!("attempt {n} of {attempts} failed, retrying in {delay} ms: {e}");
                 sleep_ms(delay);
                 delay = (delay * 2).min(5_000);
                 n += 1;

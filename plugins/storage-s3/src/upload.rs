@@ -14,6 +14,10 @@ use crate::config::Config;
 use crate::exports::redback::storage::backend::GuestUpload;
 use crate::redback::storage::types::{Error, ObjectMeta};
 
+/// How far the service's clock may be behind ours when we judge whether an
+/// object was written by our own completion.
+const CLOCK_MARGIN_MS: u64 = 15 * 60 * 1000;
+
 pub(crate) struct S3Upload {
     state: RefCell<State>,
 }
@@ -110,7 +114,29 @@ impl State {
         Ok(())
     }
 
+    /// Completes the multipart upload. Completion is not idempotent: when
+    /// an attempt's answer is lost and the retry finds the upload already
+    /// gone (NoSuchUpload, or AccessDenied on some servers), the object
+    /// may be complete. It counts as ours when it has our size and part
+    /// count and was written after we started completing.
     fn complete(&mut self) -> Result<(), Error> {
+        let started_ms = objstore::http::now_unix_secs() * 1000;
+        let outcome = self.complete_once();
+        if outcome.is_err()
+            && let Ok(meta) = client::head(&self.cfg, &self.key)
+        {
+            let parts = format!("-{}\"", self.etags.len());
+            let ours = meta.size_bytes == self.size
+                && meta.etag.as_deref().is_some_and(|e| e.ends_with(&parts))
+                && meta.modified_unix_ms + CLOCK_MARGIN_MS >= started_ms;
+            if ours {
+                return Ok(());
+            }
+        }
+        outcome
+    }
+
+    fn complete_once(&mut self) -> Result<(), Error> {
         let id = self.upload_id.clone().expect("a multipart upload");
         let mut doc = String::from("<CompleteMultipartUpload>");
         for (i, etag) in self.etags.iter().enumerate() {
