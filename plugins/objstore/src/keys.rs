@@ -1,6 +1,6 @@
 //! The key rules of the storage contract (`wit/storage/storage.wit`), for
-//! the object-storage plugins: which keys to refuse, and how to quote keys
-//! in error sentences.
+//! every bundled storage plugin: which keys and list prefixes to refuse, and
+//! how to quote keys in error sentences.
 
 /// The contract's limit on a key's length.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -51,14 +51,14 @@ pub fn prefix_problem(prefix: &str) -> Option<String> {
     Some(format!("list prefix {} {problem}", quoted(prefix)))
 }
 
-/// A key for an error sentence: quoted, cut at 100 characters, control
-/// characters escaped (a key may be anything a caller sent).
+/// A key as shown in an error sentence: escaped, and cut short so a hostile
+/// 4 MiB key does not make a 4 MiB log line.
 pub fn quoted(key: &str) -> String {
-    let mut s: String = key.chars().take(100).flat_map(char::escape_debug).collect();
-    if key.chars().count() > 100 {
-        s.push('…');
+    const SHOWN_CHARS: usize = 120;
+    match key.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{key:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &key[..cut], key.len()),
     }
-    format!("`{s}`")
 }
 
 #[cfg(test)]

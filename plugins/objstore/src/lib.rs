@@ -3,7 +3,7 @@
 //!
 //! - `uri`: percent-encoding as the signature schemes define it;
 //! - `sigv4`: AWS Signature Version 4, header and presigned-query forms;
-//! - `keys`: the storage contract's key rules;
+//! - `keys`: the storage contract's key rules (storage-local uses them too);
 //! - `time`: the timestamps services send;
 //! - `xml`: reading the small XML documents the services answer with;
 //! - `http`: blocking HTTP/1.1 requests over `wasi:http`, with
