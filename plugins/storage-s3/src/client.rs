@@ -37,6 +37,46 @@ pub(crate) struct Call<'a> {
     pub(crate) body: &'a [u8],
 }
 
+impl<'a> Call<'a> {
+    /// `method` on `key` (`""`: the bucket), described as `what` in errors.
+    pub(crate) fn new(what: String, method: &'a str, key: &'a str) -> Call<'a> {
+        Call {
+            what,
+            method,
+            key,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: &[],
+        }
+    }
+
+    pub(crate) fn query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub(crate) fn body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Sends the call; a response whose status is not in `ok` becomes the
+    /// error its status and body describe.
+    pub(crate) fn expect(&self, cfg: &Config, ok: &[u16]) -> Result<Response, Error> {
+        let mut r = send(cfg, self)?;
+        if ok.contains(&r.status) {
+            Ok(r)
+        } else {
+            Err(status_error(&self.what, &mut r))
+        }
+    }
+}
+
 /// Sends `call` with retries on connection errors, 429 and 5xx; returns
 /// the response of any other status for the caller to judge.
 pub(crate) fn send(cfg: &Config, call: &Call) -> Result<Response, Error> {
@@ -129,21 +169,8 @@ pub(crate) fn head(
     cfg: &Config,
     key: &str,
 ) -> Result<crate::redback::storage::types::ObjectMeta, Error> {
-    let mut r = send(
-        cfg,
-        &Call {
-            what: format!("HEAD {}", quoted(key)),
-            method: "HEAD",
-            key,
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: &[],
-        },
-    )?;
-    if r.status != 200 {
-        // HEAD has no body: the status says it all.
-        return Err(status_error(&format!("HEAD {}", quoted(key)), &mut r));
-    }
+    // HEAD has no body: the status says it all.
+    let r = Call::new(format!("HEAD {}", quoted(key)), "HEAD", key).expect(cfg, &[200])?;
     let size_bytes = r
         .header("content-length")
         .and_then(|v| v.parse().ok())

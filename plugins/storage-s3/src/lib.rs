@@ -96,31 +96,19 @@ impl Guest for StorageS3 {
             client::head(&cfg, &key)?;
             return Ok(empty());
         }
-        let mut headers = Vec::new();
+        let mut call = Call::new(format!("GET {}", quoted(&key)), "GET", &key);
         if offset > 0 || length.is_some() {
             let end = length.map_or(String::new(), |n| (offset + n - 1).to_string());
-            headers.push(("range".into(), format!("bytes={offset}-{end}")));
+            call = call.header("range", format!("bytes={offset}-{end}"));
         }
-        let what = format!("GET {}", quoted(&key));
-        let mut r = client::send(
-            &cfg,
-            &Call {
-                what: what.clone(),
-                method: "GET",
-                key: &key,
-                query: Vec::new(),
-                headers,
-                body: &[],
-            },
-        )?;
-        match r.status {
-            200 | 206 => Ok(Download::new(S3Download {
-                body: RefCell::new(Some(r)),
-            })),
+        let r = call.expect(&cfg, &[200, 206, 416])?;
+        if r.status == 416 {
             // The offset is at or past the end: an empty download.
-            416 => Ok(empty()),
-            _ => Err(client::status_error(&what, &mut r)),
+            return Ok(empty());
         }
+        Ok(Download::new(S3Download {
+            body: RefCell::new(Some(r)),
+        }))
     }
 
     fn stat(key: String) -> Result<ObjectMeta, Error> {
@@ -133,31 +121,17 @@ impl Guest for StorageS3 {
             return Err(Error::InvalidKey(p));
         }
         let cfg = config()?;
-        let mut query = vec![
-            ("list-type".to_string(), "2".to_string()),
-            ("prefix".to_string(), prefix.clone()),
-            ("max-keys".to_string(), max_keys.clamp(1, 1000).to_string()),
-        ];
+        let what = format!("listing {}", quoted(&prefix));
+        let mut call = Call::new(what.clone(), "GET", "")
+            .query("list-type", "2")
+            .query("prefix", prefix.as_str())
+            .query("max-keys", max_keys.clamp(1, 1000).to_string());
         // Start after the last key seen, not at a continuation token: the
         // contract's cursor survives inserts and deletes between pages.
-        if let Some(c) = &cursor {
-            query.push(("start-after".into(), c.clone()));
+        if let Some(c) = cursor {
+            call = call.query("start-after", c);
         }
-        let what = format!("listing {}", quoted(&prefix));
-        let mut r = client::send(
-            &cfg,
-            &Call {
-                what: what.clone(),
-                method: "GET",
-                key: "",
-                query,
-                headers: Vec::new(),
-                body: &[],
-            },
-        )?;
-        if r.status != 200 {
-            return Err(client::status_error(&what, &mut r));
-        }
+        let mut r = call.expect(&cfg, &[200])?;
         let body = r
             .read_all(16 << 20)
             .map_err(|f| Error::Unavailable(format!("{what}: {}", f.message)))?;
@@ -196,22 +170,9 @@ impl Guest for StorageS3 {
 
     fn delete(key: String) -> Result<(), Error> {
         check_key(&key)?;
-        let what = format!("DELETE {}", quoted(&key));
-        let mut r = client::send(
-            &*config()?,
-            &Call {
-                what: what.clone(),
-                method: "DELETE",
-                key: &key,
-                query: Vec::new(),
-                headers: Vec::new(),
-                body: &[],
-            },
-        )?;
-        match r.status {
-            200 | 204 | 404 => Ok(()),
-            _ => Err(client::status_error(&what, &mut r)),
-        }
+        Call::new(format!("DELETE {}", quoted(&key)), "DELETE", &key)
+            .expect(&*config()?, &[200, 204, 404])?;
+        Ok(())
     }
 
     fn presign_get(

@@ -58,22 +58,10 @@ impl State {
 
     fn initiate(&mut self) -> Result<String, Error> {
         let what = self.what("starting the multipart upload of");
-        let mut r = client::send(
-            &self.cfg,
-            &Call {
-                what: what.clone(),
-                method: "POST",
-                key: &self.key,
-                query: vec![("uploads".into(), String::new())],
-                headers: Vec::new(),
-                body: &[],
-            },
-        )?;
-        if r.status != 200 {
-            return Err(client::status_error(&what, &mut r));
-        }
-        let body = r.text();
-        xml::text(&body, "UploadId")
+        let mut r = Call::new(what.clone(), "POST", &self.key)
+            .query("uploads", "")
+            .expect(&self.cfg, &[200])?;
+        xml::text(&r.text(), "UploadId")
             .filter(|id| !id.is_empty())
             .ok_or_else(|| Error::Other(format!("{what}: the answer has no UploadId")))
     }
@@ -89,29 +77,27 @@ impl State {
         };
         let number = self.etags.len() + 1;
         let what = self.what(&format!("uploading part {number} of"));
-        let mut r = client::send(
-            &self.cfg,
-            &Call {
-                what: what.clone(),
-                method: "PUT",
-                key: &self.key,
-                query: vec![
-                    ("partNumber".into(), number.to_string()),
-                    ("uploadId".into(), id),
-                ],
-                headers: Vec::new(),
-                body: part,
-            },
-        )?;
-        if r.status != 200 {
-            return Err(client::status_error(&what, &mut r));
-        }
+        let r = Call::new(what.clone(), "PUT", &self.key)
+            .query("partNumber", number.to_string())
+            .query("uploadId", id)
+            .body(part)
+            .expect(&self.cfg, &[200])?;
         let etag = r
             .header("etag")
             .ok_or_else(|| Error::Other(format!("{what}: the answer has no ETag")))?
             .to_string();
         self.etags.push(etag);
         Ok(())
+    }
+
+    /// Sends the full part in `buf` and empties it for the next one,
+    /// keeping its allocation.
+    fn send_buffered_part(&mut self) -> Result<(), Error> {
+        let part = std::mem::take(&mut self.buf);
+        let sent = self.send_part(&part);
+        self.buf = part;
+        self.buf.clear();
+        sent
     }
 
     /// Completes the multipart upload. Completion is not idempotent: when
@@ -148,20 +134,11 @@ impl State {
         }
         doc.push_str("</CompleteMultipartUpload>");
         let what = self.what("completing the multipart upload of");
-        let mut r = client::send(
-            &self.cfg,
-            &Call {
-                what: what.clone(),
-                method: "POST",
-                key: &self.key,
-                query: vec![("uploadId".into(), id)],
-                headers: vec![("content-type".into(), "application/xml".into())],
-                body: doc.as_bytes(),
-            },
-        )?;
-        if r.status != 200 {
-            return Err(client::status_error(&what, &mut r));
-        }
+        let mut r = Call::new(what.clone(), "POST", &self.key)
+            .query("uploadId", id)
+            .header("content-type", "application/xml")
+            .body(doc.as_bytes())
+            .expect(&self.cfg, &[200])?;
         // S3 may answer 200 and still fail, with an <Error> document.
         let body = r.text();
         if body.contains("<Error>") {
@@ -175,22 +152,10 @@ impl State {
     }
 
     fn put_whole(&mut self) -> Result<(), Error> {
-        let what = self.what("uploading");
         let body = std::mem::take(&mut self.buf);
-        let mut r = client::send(
-            &self.cfg,
-            &Call {
-                what: what.clone(),
-                method: "PUT",
-                key: &self.key,
-                query: Vec::new(),
-                headers: Vec::new(),
-                body: &body,
-            },
-        )?;
-        if r.status != 200 {
-            return Err(client::status_error(&what, &mut r));
-        }
+        Call::new(self.what("uploading"), "PUT", &self.key)
+            .body(&body)
+            .expect(&self.cfg, &[200])?;
         Ok(())
     }
 
@@ -203,22 +168,14 @@ impl State {
         let Some(id) = self.upload_id.take() else {
             return Ok(());
         };
-        let what = self.what("aborting the multipart upload of");
-        let mut r = client::send(
-            &self.cfg,
-            &Call {
-                what: what.clone(),
-                method: "DELETE",
-                key: &self.key,
-                query: vec![("uploadId".into(), id)],
-                headers: Vec::new(),
-                body: &[],
-            },
-        )?;
-        match r.status {
-            200 | 204 | 404 => Ok(()),
-            _ => Err(client::status_error(&what, &mut r)),
-        }
+        Call::new(
+            self.what("aborting the multipart upload of"),
+            "DELETE",
+            &self.key,
+        )
+        .query("uploadId", id)
+        .expect(&self.cfg, &[200, 204, 404])?;
+        Ok(())
     }
 }
 
@@ -231,12 +188,25 @@ impl GuestUpload for S3Upload {
             ));
         }
         s.size += chunk.len() as u64;
-        s.buf.extend_from_slice(&chunk);
+        // Fill one part-sized buffer, reused for every part, and send it
+        // whenever it is full: the plugin holds at most a part and a chunk.
         let part = s.cfg.part_size;
-        while s.buf.len() >= part {
-            let rest = s.buf.split_off(part);
-            let full = std::mem::replace(&mut s.buf, rest);
-            s.send_part(&full)?;
+        let mut rest = chunk.as_slice();
+        while !rest.is_empty() {
+            let n = rest.len().min(part - s.buf.len());
+            if s.buf.len() + n > s.buf.capacity() {
+                // A first chunk gets exactly its size (a manifest stays
+                // small); a buffer that grows past it gets the whole part
+                // at once instead of doubling its way there.
+                let target = if s.buf.is_empty() { n } else { part };
+                let len = s.buf.len();
+                s.buf.reserve_exact(target - len);
+            }
+            s.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if s.buf.len() == part {
+                s.send_buffered_part()?;
+            }
         }
         Ok(())
     }
