@@ -295,26 +295,23 @@ fn main() {
     );
     drop(loaded);
 
-    let restore_into = |mode: &str, name: &str| {
+    // A restore into a fresh server, given what to restore (`--mode …` or
+    // `--keys …`) and the key count the target must then hold.
+    let restore_into = |name: &str, what: &[&str], expected: u64| {
         let (target, _) = start(&base.join(name), &[]);
-        let (d, rss, out) = measure(Command::new(&bin).args([
-            "restore",
-            "--config",
-            c,
-            "--backup",
-            &id,
-            "--target",
-            &format!("127.0.0.1:{}", target.port),
-            "--mode",
-            mode,
-            "--yes",
-        ]));
+        let address = format!("127.0.0.1:{}", target.port);
+        let (d, rss, out) = measure(
+            Command::new(&bin)
+                .args(["restore", "--config", c, "--backup", &id])
+                .args(["--target", &address, "--yes"])
+                .args(what),
+        );
         let n: u64 = cli(target.port, &["DBSIZE"]).parse().unwrap();
-        assert_eq!(n, dbsize, "{mode}: {out}");
+        assert_eq!(n, expected, "{name}: {out}");
         (d, rss)
     };
-    let (handoff, rss_handoff) = restore_into("handoff", "t-handoff");
-    let (pipeline, rss_pipeline) = restore_into("restore", "t-pipeline");
+    let (handoff, rss_handoff) = restore_into("t-handoff", &["--mode", "handoff"], dbsize);
+    let (pipeline, rss_pipeline) = restore_into("t-pipeline", &["--mode", "restore"], dbsize);
 
     // 100 keys vs streaming and parsing the whole backup.
     let (verify, rss_verify, _) =
@@ -322,20 +319,7 @@ fn main() {
     let list: Vec<String> = (0..100)
         .map(|i| format!("key:{}", i * (keys / 100).max(1)))
         .collect();
-    let (target, _) = start(&base.join("t-keys"), &[]);
-    let (keys_time, rss_keys, out) = measure(Command::new(&bin).args([
-        "restore",
-        "--config",
-        c,
-        "--backup",
-        &id,
-        "--target",
-        &format!("127.0.0.1:{}", target.port),
-        "--keys",
-        &list.join(";"),
-        "--yes",
-    ]));
-    assert_eq!(cli(target.port, &["DBSIZE"]), "100", "{out}");
+    let (keys_time, rss_keys) = restore_into("t-keys", &["--keys", &list.join(";")], 100);
 
     let s = |d: Duration| d.as_secs_f64();
     println!();
