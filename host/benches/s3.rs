@@ -188,6 +188,56 @@ fn native_upload(n: &Native, key: &str, chunks: usize, pool: &[Vec<u8>]) -> Dura
     started.elapsed()
 }
 
+async fn plugin_upload(
+    storage: &dyn redback::storage::Storage,
+    key: &str,
+    chunks: usize,
+    pool: &[Vec<u8>],
+) -> Duration {
+    let started = Instant::now();
+    let mut up = storage.start_upload(key).await.unwrap();
+    for i in 0..chunks {
+        up.write(&pool[i % pool.len()]).await.unwrap();
+    }
+    up.finish().await.unwrap();
+    started.elapsed()
+}
+
+async fn plugin_download(
+    storage: &dyn redback::storage::Storage,
+    key: &str,
+    expect: u64,
+) -> Duration {
+    let started = Instant::now();
+    let mut d = storage.open_download(key, 0, None).await.unwrap();
+    let mut total = 0u64;
+    loop {
+        let b = d.read(CHUNK as u32).await.unwrap();
+        if b.is_empty() {
+            break;
+        }
+        total += b.len() as u64;
+    }
+    assert_eq!(total, expect);
+    started.elapsed()
+}
+
+/// Writes dirty pages out, so a transfer does not pay for the one before.
+fn flush() {
+    // SAFETY: sync has no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+/// CPU time used so far by this process (the plugin host or the native
+/// client; the server is a separate process).
+fn cpu() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn native_download(n: &Native, key: &str, expect: u64) -> Duration {
     let started = Instant::now();
     let mut r = n.request("GET", key, &[], &[]);
@@ -240,38 +290,45 @@ async fn main() {
     let pool = pool();
     let mut rows = Vec::new();
     for round in 0..3 {
-        let key = format!("bench/native-{round}");
-        let nu = native_upload(&native, &key, chunks, &pool);
-        let nd = native_download(&native, &key, size);
-        let key = format!("bench/plugin-{round}");
-        let started = Instant::now();
-        let mut up = storage.start_upload(&key).await.unwrap();
-        for i in 0..chunks {
-            up.write(&pool[i % pool.len()]).await.unwrap();
+        let native_key = format!("bench/native-{round}");
+        let plugin_key = format!("bench/plugin-{round}");
+        // Each transfer starts with no dirty pages left by the one before
+        // (writeback would slow whichever ran next), and the side that
+        // goes first alternates.
+        let mut up = [Duration::ZERO; 2];
+        let mut down = [(Duration::ZERO, Duration::ZERO); 2];
+        for side in [round % 2, 1 - round % 2] {
+            flush();
+            up[side] = if side == 0 {
+                native_upload(&native, &native_key, chunks, &pool)
+            } else {
+                plugin_upload(&*storage, &plugin_key, chunks, &pool).await
+            };
         }
-        up.finish().await.unwrap();
-        let pu = started.elapsed();
-        let started = Instant::now();
-        let mut d = storage.open_download(&key, 0, None).await.unwrap();
-        let mut total = 0u64;
-        loop {
-            let b = d.read(CHUNK as u32).await.unwrap();
-            if b.is_empty() {
-                break;
-            }
-            total += b.len() as u64;
+        for side in [round % 2, 1 - round % 2] {
+            flush();
+            let c = cpu();
+            let took = if side == 0 {
+                native_download(&native, &native_key, size)
+            } else {
+                plugin_download(&*storage, &plugin_key, size).await
+            };
+            down[side] = (took, cpu() - c);
         }
-        assert_eq!(total, size);
-        let pd = started.elapsed();
+        let [(nd, ndc), (pd, pdc)] = down;
+        let [nu, pu] = up;
         eprintln!(
-            "round {round}: upload plugin {:.2} s native {:.2} s; download plugin {:.2} s native {:.2} s",
+            "round {round}: upload plugin {:.2} s native {:.2} s; download plugin {:.2} s \
+             (cpu {:.2} s) native {:.2} s (cpu {:.2} s)",
             pu.as_secs_f64(),
             nu.as_secs_f64(),
             pd.as_secs_f64(),
-            nd.as_secs_f64()
+            pdc.as_secs_f64(),
+            nd.as_secs_f64(),
+            ndc.as_secs_f64()
         );
         rows.push((pu, nu, pd, nd));
-        for k in [format!("bench/native-{round}"), key] {
+        for k in [native_key, plugin_key] {
             storage.delete(&k).await.unwrap();
         }
     }

@@ -16,6 +16,7 @@ mod cache;
 mod http_grants;
 pub mod manifest;
 mod provider_guest;
+mod read_ahead;
 mod sandbox;
 mod storage_guest;
 
