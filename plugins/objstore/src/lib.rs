@@ -12,8 +12,10 @@
 //! The pure modules are tested natively (`cargo test -p objstore`) against
 //! the vendors' published worked examples.
 
+pub mod cos;
 pub mod hash;
 pub mod keys;
+pub mod ossv4;
 pub mod sigv4;
 pub mod time;
 pub mod uri;
