@@ -2,6 +2,8 @@
 # Builds the guest components (wasm32-wasip2) and lays out plugin folders:
 #   target/plugins/storage-local/         the bundled plugin directory
 #   target/plugins/storage-s3/            S3 and S3-compatible buckets
+#   target/plugins/storage-cos/           Tencent Cloud COS buckets
+#   target/plugins/storage-oss/           Alibaba Cloud OSS buckets
 #   target/test-plugins/storage-template/ the example a third party copies
 #   target/test-plugins/misbehaving/      the hostile fixture of the deny tests
 # Each folder holds the crate's plugin.toml, with the component's sha256
@@ -14,7 +16,7 @@ cd "$repo"
 
 rustup target list --installed | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
 
-cargo build --release --target wasm32-wasip2 -p storage-local -p storage-s3 -p misbehaving
+cargo build --release --target wasm32-wasip2 -p storage-local -p storage-s3 -p storage-cos -p storage-oss -p misbehaving
 # The template is a stand-alone crate (its own workspace); share our target
 # dir so its dependencies are not built twice.
 CARGO_TARGET_DIR="$repo/target" cargo build --release --target wasm32-wasip2 \
@@ -62,5 +64,7 @@ lay_out() {
 
 lay_out plugins/storage-local "$repo/target/plugins/storage-local"
 lay_out plugins/storage-s3 "$repo/target/plugins/storage-s3"
+lay_out plugins/storage-cos "$repo/target/plugins/storage-cos"
+lay_out plugins/storage-oss "$repo/target/plugins/storage-oss"
 lay_out examples/storage-plugin-template "$repo/target/test-plugins/storage-template"
 lay_out tests/fixtures/misbehaving "$repo/target/test-plugins/misbehaving"

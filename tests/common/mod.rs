@@ -1,8 +1,10 @@
 //! Shared helpers of the end-to-end tests: where the built plugins are,
 //! plugin directories assembled in temp dirs, a host and storages opened
-//! with chosen limits; a real redis-server per test (`redis`).
+//! with chosen limits; a real redis-server per test (`redis`), an S3 server
+//! (`s3`) and a COS / OSS emulator (`emulator`).
 #![allow(dead_code)]
 
+pub mod emulator;
 pub mod redis;
 pub mod s3;
 

@@ -181,6 +181,7 @@ pub(super) fn validate_storage(
     };
 
     let mut settings = BTreeMap::new();
+    let mut endpoints = Vec::new();
     for (k, v) in &table {
         if HOST_KEYS.contains(&k.as_str()) {
             continue;
@@ -237,10 +238,25 @@ pub(super) fn validate_storage(
             ));
         } else {
             if k.ends_with("endpoint") {
-                allow_hosts.push(text.clone());
+                endpoints.push(text.clone());
             }
             insert_setting(&mut settings, name, k, SettingValue::Plain(text))?;
         }
+    }
+    // Object stores address a bucket as a subdomain of the endpoint
+    // (`https://bucket.s3.example.com` for endpoint `https://s3.example.com`),
+    // so an endpoint grants that name too; never an IP address's.
+    let bucket = match settings.get("bucket") {
+        Some(SettingValue::Plain(b)) => Some(b.clone()),
+        _ => None,
+    };
+    for ep in endpoints {
+        if let Some(b) = &bucket
+            && let Some(sub) = bucket_host(&ep, b)
+        {
+            allow_hosts.push(sub);
+        }
+        allow_hosts.push(ep);
     }
     Ok(StorageConfig {
         name: name.to_string(),
@@ -249,6 +265,26 @@ pub(super) fn validate_storage(
         root,
         settings,
     })
+}
+
+/// The virtual-hosted form `scheme://bucket.host[:port]` of an endpoint
+/// URL whose host is a name; `None` for an IP address or a bucket that
+/// cannot be a DNS label.
+fn bucket_host(endpoint: &str, bucket: &str) -> Option<String> {
+    let (scheme, rest) = endpoint.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    let label_ok = !bucket.is_empty()
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !label_ok || host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    Some(format!("{scheme}://{bucket}.{authority}"))
 }
 
 fn insert_setting(

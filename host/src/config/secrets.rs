@@ -31,7 +31,9 @@ impl fmt::Display for Secret {
 }
 
 /// Setting names that hold secrets: given in plain text they are refused, so
-/// a secret never sits in a config file that gets copied around.
+/// a secret never sits in a config file that gets copied around. A name
+/// ending in `_id` is the public half of a key pair (`access_key_id`,
+/// Tencent's `secret_id`), not a secret.
 pub(crate) fn looks_secret(key: &str) -> bool {
     const WORDS: [&str; 6] = [
         "secret",
@@ -42,5 +44,5 @@ pub(crate) fn looks_secret(key: &str) -> bool {
         "passphrase",
     ];
     let k = key.to_ascii_lowercase();
-    WORDS.iter().any(|w| k.contains(w))
+    !k.ends_with("_id") && WORDS.iter().any(|w| k.contains(w))
 }

@@ -38,6 +38,39 @@ fn secrets_come_from_env_and_are_masked() {
 }
 
 #[test]
+fn the_public_half_of_a_key_pair_is_not_a_secret() {
+    let c = parse(
+        "[storage.cos]\nplugin = \"storage-cos\"\nsecret_id = \"AKIDexample\"\nsecret_key_env = \"S3_SECRET\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.storages["cos"].settings["secret_id"].expose(),
+        "AKIDexample"
+    );
+    let e = error("[storage.cos]\nplugin = \"storage-cos\"\nsecret_key = \"plain\"\n");
+    assert!(e.contains("secret_key_env"), "{e}");
+}
+
+#[test]
+fn an_endpoint_grants_its_bucket_subdomain() {
+    let c = parse(
+        "[storage.cos]\nplugin = \"storage-cos\"\nbucket = \"backups-1250000000\"\n\
+         endpoint = \"https://cos.ap-guangzhou.myqcloud.com\"\n\
+         public_endpoint = \"http://10.0.0.9:8080\"\nsecret_key_env = \"S3_SECRET\"\n",
+    )
+    .unwrap();
+    let s = &c.storages["cos"];
+    assert_eq!(
+        s.allow_hosts,
+        vec![
+            "https://backups-1250000000.cos.ap-guangzhou.myqcloud.com".to_string(),
+            "https://cos.ap-guangzhou.myqcloud.com".to_string(),
+            "http://10.0.0.9:8080".to_string(),
+        ]
+    );
+}
+
+#[test]
 fn errors_name_the_file_the_key_and_the_fix() {
     let e = error("[storage.s3]\nplugin = \"storage-s3\"\nsecret_key = \"plain\"\n");
     assert!(

@@ -1,204 +1,122 @@
 //! storage-s3: backup objects in an S3 bucket, on AWS or any S3-compatible
 //! service, through `wasi:http` with SigV4 signatures.
 //!
-//! This file owns the export glue and the small calls (stat, list, delete,
-//! presign, downloads). Settings are in `config.rs`, request signing,
-//! retries and error mapping in `client.rs`, uploads in `upload.rs`; what
-//! the object-storage plugins share (signing, XML, HTTP) is the `objstore`
-//! crate.
+//! The storage contract on an object store is written once in
+//! `objstore::store`; this crate brings what is S3's own: the settings,
+//! path-style or virtual-hosted addressing, SigV4 signing, and listing
+//! with ListObjectsV2.
 
-mod client;
-mod config;
-mod upload;
+use objstore::bindings::redback::storage::types::Error;
+use objstore::sigv4::{self, Credentials, Signer, UNSIGNED_PAYLOAD};
+use objstore::store::backend::{Backend, Plugin};
+use objstore::store::settings::{Addressing, Settings, check_bucket, invalid};
+use objstore::store::{Client, Dialect, Endpoint, Outgoing};
 
-use std::cell::RefCell;
-use std::rc::Rc;
+/// S3's smallest part (all but the last).
+const MIN_PART_MIB: u64 = 5;
 
-use objstore::http::{self, Response};
-use objstore::keys::{key_problem, prefix_problem, quoted};
-use objstore::sigv4::{self, Signer};
-use objstore::xml;
+struct S3 {
+    credentials: Credentials,
+    region: String,
+}
 
-use client::Call;
-use config::Config;
-use exports::redback::storage::backend::{Download, Guest, GuestDownload, Network, Upload};
-use redback::storage::types::{Error, ObjectMeta, Page};
-use upload::S3Upload;
+impl S3 {
+    fn signer<'a>(&'a self, amz_date: &'a str) -> Signer<'a> {
+        Signer {
+            credentials: &self.credentials,
+            region: &self.region,
+            service: "s3",
+            amz_date,
+        }
+    }
+}
 
-wit_bindgen::generate!({
-    path: "../../wit/storage",
-    world: "redback:storage/storage-backend",
-});
+impl Dialect for S3 {
+    fn sign(&self, req: &mut Outgoing, now: u64) {
+        let amz_date = sigv4::amz_date(now);
+        req.headers.push(("x-amz-date".into(), amz_date.clone()));
+        req.headers
+            .push(("x-amz-content-sha256".into(), UNSIGNED_PAYLOAD.into()));
+        // `host` is signed too; wasi:http sends it from the authority.
+        let mut signed = req.headers.clone();
+        signed.push(("host".into(), req.endpoint.authority.clone()));
+        let auth = self.signer(&amz_date).authorization(&sigv4::Request {
+            method: req.method,
+            canonical_uri: req.path,
+            query: req.query,
+            headers: &signed,
+            payload_hash: UNSIGNED_PAYLOAD,
+        });
+        req.headers.push(("authorization".into(), auth));
+    }
+
+    fn presign_get(&self, endpoint: &Endpoint, key: &str, ttl: u32, now: u64) -> String {
+        let amz_date = sigv4::amz_date(now);
+        self.signer(&amz_date)
+            .presign("GET", &endpoint.path(key), &endpoint.authority, ttl, &[])
+    }
+
+    fn list_query(&self, prefix: &str, after: Option<&str>, max: u32) -> Vec<(String, String)> {
+        let mut q = vec![
+            ("list-type".to_string(), "2".to_string()),
+            ("prefix".to_string(), prefix.to_string()),
+            ("max-keys".to_string(), max.to_string()),
+        ];
+        if let Some(after) = after {
+            q.push(("start-after".into(), after.into()));
+        }
+        q
+    }
+
+    fn credentials_hint(&self) -> &'static str {
+        "access_key_id and the secret access key"
+    }
+}
 
 struct StorageS3;
 
-export!(StorageS3);
+impl Plugin for StorageS3 {
+    const NAME: &'static str = "storage-s3";
 
-thread_local! {
-    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
-}
-
-fn config() -> Result<Rc<Config>, Error> {
-    CONFIG
-        .with_borrow(|c| c.clone())
-        .ok_or_else(|| Error::Other("storage-s3 was called before `configure` succeeded".into()))
-}
-
-fn check_key(key: &str) -> Result<(), Error> {
-    key_problem(key).map_or(Ok(()), |p| Err(Error::InvalidKey(p)))
-}
-
-/// A download: the body of one ranged `GET`, read as the host asks.
-pub(crate) struct S3Download {
-    body: RefCell<Option<Response>>,
-}
-
-impl GuestDownload for S3Download {
-    fn read(&self, max_bytes: u32) -> Result<Vec<u8>, Error> {
-        let mut body = self.body.borrow_mut();
-        let Some(r) = body.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let bytes = r.read(max_bytes as usize).map_err(|f| {
-            Error::Unavailable(format!("reading an object from the bucket: {}", f.message))
+    fn configure(s: &mut Settings) -> Result<Client, Error> {
+        const EXAMPLE: &str = "https://s3.us-east-1.amazonaws.com";
+        let endpoint = s.endpoint("endpoint", EXAMPLE)?;
+        let internal = s.endpoint("internal_endpoint", EXAMPLE)?;
+        let public = s.endpoint("public_endpoint", EXAMPLE)?;
+        let bucket = s.required("bucket", "name the bucket backups go to")?;
+        check_bucket(
+            &bucket,
+            63,
+            "bucket names are 1 to 63 lower-case letters, digits, `-` and `.`",
+        )?;
+        let region = s.take("region").unwrap_or_else(|| "us-east-1".into());
+        let access_key = s.required("access_key_id", "set the access key ID of the credentials")?;
+        let secret_key = s.secret("secret_access_key")?;
+        let part_size = s.part_size(MIN_PART_MIB)?;
+        let endpoint = endpoint.ok_or_else(|| {
+            invalid(format!(
+                "setting `endpoint` is missing; set the service URL, e.g. endpoint = \"{EXAMPLE}\""
+            ))
         })?;
-        if bytes.is_empty() {
-            *body = None;
-        }
-        Ok(bytes)
-    }
-}
-
-impl Guest for StorageS3 {
-    type Upload = S3Upload;
-    type Download = S3Download;
-
-    fn configure(settings: Vec<(String, String)>) -> Result<(), Error> {
-        let cfg = config::parse(settings)?;
-        CONFIG.set(Some(Rc::new(cfg)));
-        Ok(())
-    }
-
-    fn start_upload(key: String) -> Result<Upload, Error> {
-        check_key(&key)?;
-        Ok(Upload::new(S3Upload::start(config()?, key)))
-    }
-
-    fn open_download(key: String, offset: u64, length: Option<u64>) -> Result<Download, Error> {
-        check_key(&key)?;
-        let cfg = config()?;
-        let empty = || {
-            Download::new(S3Download {
-                body: RefCell::new(None),
-            })
-        };
-        if length == Some(0) {
-            client::head(&cfg, &key)?;
-            return Ok(empty());
-        }
-        let mut call = Call::new(format!("GET {}", quoted(&key)), "GET", &key);
-        if offset > 0 || length.is_some() {
-            let end = length.map_or(String::new(), |n| (offset + n - 1).to_string());
-            call = call.header("range", format!("bytes={offset}-{end}"));
-        }
-        let r = call.expect(&cfg, &[200, 206, 416])?;
-        if r.status == 416 {
-            // The offset is at or past the end: an empty download.
-            return Ok(empty());
-        }
-        Ok(Download::new(S3Download {
-            body: RefCell::new(Some(r)),
-        }))
-    }
-
-    fn stat(key: String) -> Result<ObjectMeta, Error> {
-        check_key(&key)?;
-        client::head(&*config()?, &key)
-    }
-
-    fn list(prefix: String, cursor: Option<String>, max_keys: u32) -> Result<Page, Error> {
-        if let Some(p) = prefix_problem(&prefix) {
-            return Err(Error::InvalidKey(p));
-        }
-        let cfg = config()?;
-        let what = format!("listing {}", quoted(&prefix));
-        let mut call = Call::new(what.clone(), "GET", "")
-            .query("list-type", "2")
-            .query("prefix", prefix.as_str())
-            .query("max-keys", max_keys.clamp(1, 1000).to_string());
-        // Start after the last key seen, not at a continuation token: the
-        // contract's cursor survives inserts and deletes between pages.
-        if let Some(c) = cursor {
-            call = call.query("start-after", c);
-        }
-        let mut r = call.expect(&cfg, &[200])?;
-        let body = r
-            .read_all(16 << 20)
-            .map_err(|f| Error::Unavailable(format!("{what}: {}", f.message)))?;
-        let body = String::from_utf8_lossy(&body);
-        let mut objects = Vec::new();
-        for c in xml::elements(&body, "Contents") {
-            let key = xml::text(c, "Key")
-                .ok_or_else(|| Error::Other(format!("{what}: an entry without <Key>")))?;
-            objects.push(ObjectMeta {
-                size_bytes: xml::text(c, "Size")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-                modified_unix_ms: xml::text(c, "LastModified")
-                    .and_then(|t| objstore::time::parse_iso8601(&t))
-                    .unwrap_or(0),
-                etag: xml::text(c, "ETag"),
-                key,
-            });
-        }
-        if objects.len() > max_keys as usize {
-            return Err(Error::Other(format!(
-                "{what}: the service returned {} objects for a page of {max_keys}",
-                objects.len()
-            )));
-        }
-        let truncated = xml::text(&body, "IsTruncated").as_deref() == Some("true");
-        let next_cursor = match objects.last() {
-            Some(last) if truncated => Some(last.key.clone()),
-            _ => None,
-        };
-        Ok(Page {
-            objects,
-            next_cursor,
+        let addressing = s.addressing(&endpoint, Addressing::Path)?;
+        let address = |ep: Endpoint| addressing.apply(ep, &bucket);
+        Ok(Client {
+            plugin: Self::NAME,
+            internal: address(internal.unwrap_or_else(|| endpoint.clone())),
+            public: address(public.unwrap_or_else(|| endpoint.clone())),
+            endpoint: address(endpoint),
+            part_size,
+            dialect: Box::new(S3 {
+                credentials: Credentials {
+                    access_key,
+                    secret_key,
+                },
+                region,
+            }),
         })
     }
-
-    fn delete(key: String) -> Result<(), Error> {
-        check_key(&key)?;
-        Call::new(format!("DELETE {}", quoted(&key)), "DELETE", &key)
-            .expect(&*config()?, &[200, 204, 404])?;
-        Ok(())
-    }
-
-    fn presign_get(
-        key: String,
-        ttl_seconds: u32,
-        network: Network,
-    ) -> Result<Option<String>, Error> {
-        check_key(&key)?;
-        let cfg = config()?;
-        client::head(&cfg, &key)?;
-        let ep = match network {
-            Network::Internal => &cfg.internal,
-            Network::Public => &cfg.public,
-        };
-        let (authority, path) = client::locate(&cfg, ep, &key);
-        let amz_date = sigv4::amz_date(http::now_unix_secs());
-        let signer = Signer {
-            credentials: &cfg.credentials,
-            region: &cfg.region,
-            service: "s3",
-            amz_date: &amz_date,
-        };
-        // S3 accepts at most 7 days.
-        let ttl = ttl_seconds.clamp(1, 7 * 24 * 3600);
-        let query = signer.presign("GET", &path, &authority, ttl, &[]);
-        let scheme = if ep.https { "https" } else { "http" };
-        Ok(Some(format!("{scheme}://{authority}{path}?{query}")))
-    }
 }
+
+type Component = Backend<StorageS3>;
+
+objstore::bindings::export!(Component with_types_in objstore::bindings);

@@ -1,29 +1,29 @@
 //! Uploads: one `PUT` when the object is smaller than a part, a multipart
 //! upload otherwise (initiate on the first full part, one `PUT` per part,
-//! complete on `finish`, abort on `abort` or drop). S3 shows nothing of
-//! either until it is complete, as the contract asks.
+//! complete on `finish`, abort on `abort` or drop). S3, COS and OSS show
+//! nothing of either until it is complete, as the contract asks, and share
+//! the multipart calls (`?uploads`, `?partNumber&uploadId`, the
+//! `CompleteMultipartUpload` document, `DELETE ?uploadId`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use objstore::keys::quoted;
-use objstore::xml;
-
-use crate::client::{self, Call};
-use crate::config::Config;
-use crate::exports::redback::storage::backend::GuestUpload;
-use crate::redback::storage::types::{Error, ObjectMeta};
+use super::{Call, Client, head};
+use crate::bindings::exports::redback::storage::backend::GuestUpload;
+use crate::bindings::redback::storage::types::{Error, ObjectMeta};
+use crate::keys::quoted;
+use crate::xml;
 
 /// How far the service's clock may be behind ours when we judge whether an
 /// object was written by our own completion.
 const CLOCK_MARGIN_MS: u64 = 15 * 60 * 1000;
 
-pub(crate) struct S3Upload {
+pub struct ObjectUpload {
     state: RefCell<State>,
 }
 
 struct State {
-    cfg: Rc<Config>,
+    client: Rc<Client>,
     key: String,
     /// Bytes not yet sent: less than a part.
     buf: Vec<u8>,
@@ -35,12 +35,12 @@ struct State {
     closed: bool,
 }
 
-impl S3Upload {
-    pub(crate) fn start(cfg: Rc<Config>, key: String) -> S3Upload {
-        S3Upload {
+impl ObjectUpload {
+    pub fn start(client: Rc<Client>, key: String) -> ObjectUpload {
+        ObjectUpload {
             state: RefCell::new(State {
                 buf: Vec::new(),
-                cfg,
+                client,
                 key,
                 upload_id: None,
                 etags: Vec::new(),
@@ -60,7 +60,7 @@ impl State {
         let what = self.what("starting the multipart upload of");
         let mut r = Call::new(what.clone(), "POST", &self.key)
             .query("uploads", "")
-            .expect(&self.cfg, &[200])?;
+            .expect(&self.client, &[200])?;
         xml::text(&r.text(), "UploadId")
             .filter(|id| !id.is_empty())
             .ok_or_else(|| Error::Other(format!("{what}: the answer has no UploadId")))
@@ -81,7 +81,7 @@ impl State {
             .query("partNumber", number.to_string())
             .query("uploadId", id)
             .body(part)
-            .expect(&self.cfg, &[200])?;
+            .expect(&self.client, &[200])?;
         let etag = r
             .header("etag")
             .ok_or_else(|| Error::Other(format!("{what}: the answer has no ETag")))?
@@ -106,10 +106,10 @@ impl State {
     /// may be complete. It counts as ours when it has our size and part
     /// count and was written after we started completing.
     fn complete(&mut self) -> Result<(), Error> {
-        let started_ms = objstore::http::now_unix_secs() * 1000;
+        let started_ms = crate::http::now_unix_secs() * 1000;
         let outcome = self.complete_once();
         if outcome.is_err()
-            && let Ok(meta) = client::head(&self.cfg, &self.key)
+            && let Ok(meta) = head(&self.client, &self.key)
         {
             let parts = format!("-{}\"", self.etags.len());
             let ours = meta.size_bytes == self.size
@@ -138,8 +138,8 @@ impl State {
             .query("uploadId", id)
             .header("content-type", "application/xml")
             .body(doc.as_bytes())
-            .expect(&self.cfg, &[200])?;
-        // S3 may answer 200 and still fail, with an <Error> document.
+            .expect(&self.client, &[200])?;
+        // The service may answer 200 and still fail, with an <Error> document.
         let body = r.text();
         if body.contains("<Error>") {
             return Err(Error::Unavailable(format!(
@@ -155,7 +155,7 @@ impl State {
         let body = std::mem::take(&mut self.buf);
         Call::new(self.what("uploading"), "PUT", &self.key)
             .body(&body)
-            .expect(&self.cfg, &[200])?;
+            .expect(&self.client, &[200])?;
         Ok(())
     }
 
@@ -174,12 +174,12 @@ impl State {
             &self.key,
         )
         .query("uploadId", id)
-        .expect(&self.cfg, &[200, 204, 404])?;
+        .expect(&self.client, &[200, 204, 404])?;
         Ok(())
     }
 }
 
-impl GuestUpload for S3Upload {
+impl GuestUpload for ObjectUpload {
     fn write(&self, chunk: Vec<u8>) -> Result<(), Error> {
         let mut s = self.state.borrow_mut();
         if s.closed {
@@ -190,7 +190,7 @@ impl GuestUpload for S3Upload {
         s.size += chunk.len() as u64;
         // Fill one part-sized buffer, reused for every part, and send it
         // whenever it is full: the plugin holds at most a part and a chunk.
-        let part = s.cfg.part_size;
+        let part = s.client.part_size;
         let mut rest = chunk.as_slice();
         while !rest.is_empty() {
             let n = rest.len().min(part - s.buf.len());
@@ -228,7 +228,7 @@ impl GuestUpload for S3Upload {
             s.complete()?;
         }
         s.closed = true;
-        let meta = client::head(&s.cfg, &s.key)?;
+        let meta = head(&s.client, &s.key)?;
         if meta.size_bytes != s.size {
             return Err(Error::Other(format!(
                 "{}: the bucket holds {} bytes, {} were sent",
@@ -245,10 +245,10 @@ impl GuestUpload for S3Upload {
     }
 }
 
-impl Drop for S3Upload {
+impl Drop for ObjectUpload {
     fn drop(&mut self) {
-        // Dropped without finish: the parts must not linger (S3 bills
-        // them and a lifecycle rule may be missing).
+        // Dropped without finish: the parts must not linger (the service
+        // bills them and a lifecycle rule may be missing).
         let _ = self.state.get_mut().abort();
     }
 }
