@@ -165,24 +165,6 @@ fn a_backup_and_restore_go_through_cos_and_oss() {
         );
         assert!(out.contains("checks passed"), "{out}");
         assert!(!e.log().contains("SignatureDoesNotMatch"), "{}", e.log());
-        let id = take_backup(c);
-        let (code, out, err) = redback(&["verify", "--config", c, "--backup", &id]);
-        assert_eq!(code, 0, "{vendor:?}: {out}\n{err}");
-
-        let target = RedisServer::start(&[]);
-        let (code, out, err) = redback(&[
-            "restore",
-            "--config",
-            c,
-            "--backup",
-            &id,
-            "--target",
-            &target.addr(),
-            "--mode",
-            "restore",
-            "--yes",
-        ]);
-        assert_eq!(code, 0, "{vendor:?}: {out}\n{err}");
-        assert_eq!(target.digest(), before, "{vendor:?}");
+        backup_verify_restore(c, &before);
     }
 }

@@ -156,24 +156,5 @@ fn a_backup_and_restore_go_through_s3() {
         ),
     )
     .unwrap();
-    let c = config.to_str().unwrap();
-    let id = take_backup(c);
-    let (code, out, err) = redback(&["verify", "--config", c, "--backup", &id]);
-    assert_eq!(code, 0, "{out}\n{err}");
-
-    let target = RedisServer::start(&[]);
-    let (code, out, err) = redback(&[
-        "restore",
-        "--config",
-        c,
-        "--backup",
-        &id,
-        "--target",
-        &target.addr(),
-        "--mode",
-        "restore",
-        "--yes",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(target.digest(), before);
+    backup_verify_restore(config.to_str().unwrap(), &before);
 }

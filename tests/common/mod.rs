@@ -165,6 +165,23 @@ pub fn take_backup(config: &str) -> String {
     out.trim().to_string()
 }
 
+/// Backs up instance `app` of `config`, verifies the backup, restores it
+/// into a new redis-server with the RESTORE pipeline and checks that the
+/// target's `DEBUG DIGEST` is `digest`.
+pub fn backup_verify_restore(config: &str, digest: &str) {
+    let id = take_backup(config);
+    let (code, out, err) = redback(&["verify", "--config", config, "--backup", &id]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let target = redis::RedisServer::start(&[]);
+    let addr = target.addr();
+    let (code, out, err) = redback(&[
+        "restore", "--config", config, "--backup", &id, "--target", &addr, "--mode", "restore",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(target.digest(), digest);
+}
+
 /// `n` pseudo-random bytes (xorshift from `seed`): data LZF and zstd
 /// cannot shrink, for values whose stored size must stay large.
 pub fn noise(seed: u64, n: usize) -> Vec<u8> {

@@ -102,32 +102,21 @@ impl Plugin for StorageCos {
     const NAME: &'static str = "storage-cos";
 
     fn configure(s: &mut Settings) -> Result<Client, Error> {
-        const EXAMPLE: &str = "https://cos.ap-guangzhou.myqcloud.com";
-        let endpoint = s.endpoint("endpoint", EXAMPLE)?;
-        let internal = s.endpoint("internal_endpoint", EXAMPLE)?;
-        let public = s.endpoint("public_endpoint", "https://cos.accelerate.myqcloud.com")?;
         let bucket = s.required(
             "bucket",
             "name the bucket backups go to, with its APPID, e.g. bucket = \"backups-1250000000\"",
         )?;
         check_cos_bucket(&bucket)?;
+        let endpoints = s.endpoints(
+            "https://cos.ap-guangzhou.myqcloud.com",
+            &bucket,
+            Addressing::Endpoint,
+        )?;
         let access_key = s.required("secret_id", "set the SecretId of the API key")?;
         let secret_key = s.secret("secret_key")?;
-        let part_size = s.part_size(MIN_PART_MIB)?;
-        let endpoint = endpoint.ok_or_else(|| {
-            invalid(format!(
-                "setting `endpoint` is missing; set the region's COS endpoint, e.g. \
-                 endpoint = \"{EXAMPLE}\" (the bucket is added to the host name)"
-            ))
-        })?;
-        let addressing = s.addressing(&endpoint, Addressing::Endpoint)?;
-        let address = |ep: Endpoint| addressing.apply(ep, &bucket);
         Ok(Client {
-            plugin: Self::NAME,
-            internal: address(internal.unwrap_or_else(|| endpoint.clone())),
-            public: address(public.unwrap_or_else(|| endpoint.clone())),
-            endpoint: address(endpoint),
-            part_size,
+            endpoints,
+            part_size: s.part_size(MIN_PART_MIB)?,
             dialect: Box::new(Cos {
                 credentials: Credentials {
                     access_key,

@@ -65,18 +65,6 @@ impl Dialect for Oss {
         )
     }
 
-    fn list_query(&self, prefix: &str, after: Option<&str>, max: u32) -> Vec<(String, String)> {
-        let mut q = vec![
-            ("list-type".to_string(), "2".to_string()),
-            ("prefix".to_string(), prefix.to_string()),
-            ("max-keys".to_string(), max.to_string()),
-        ];
-        if let Some(after) = after {
-            q.push(("start-after".into(), after.into()));
-        }
-        q
-    }
-
     fn range_headers(&self) -> Vec<(String, String)> {
         // Without it OSS answers a range past the end with the whole
         // object (200) instead of 416.
@@ -94,24 +82,17 @@ impl Plugin for StorageOss {
     const NAME: &'static str = "storage-oss";
 
     fn configure(s: &mut Settings) -> Result<Client, Error> {
-        const EXAMPLE: &str = "https://oss-cn-hangzhou.aliyuncs.com";
-        let endpoint = s.endpoint("endpoint", EXAMPLE)?;
-        let internal = s.endpoint(
-            "internal_endpoint",
-            "https://oss-cn-hangzhou-internal.aliyuncs.com",
-        )?;
-        let public = s.endpoint("public_endpoint", EXAMPLE)?;
         let bucket = s.required("bucket", "name the bucket backups go to")?;
-        check_bucket(
-            &bucket,
-            63,
-            "OSS bucket names are 3 to 63 lower-case letters, digits and `-`",
-        )?;
+        let rule = "OSS bucket names are 3 to 63 lower-case letters, digits and `-`";
+        check_bucket(&bucket, 63, rule)?;
         if bucket.len() < 3 || bucket.contains('.') {
-            return Err(invalid(format!(
-                "setting `bucket` is {bucket:?}; OSS bucket names are 3 to 63 lower-case letters, digits and `-`"
-            )));
+            return Err(invalid(format!("setting `bucket` is {bucket:?}; {rule}")));
         }
+        let endpoints = s.endpoints(
+            "https://oss-cn-hangzhou.aliyuncs.com",
+            &bucket,
+            Addressing::Endpoint,
+        )?;
         let region = s.required(
             "region",
             "set the bucket's region as the signature names it, e.g. region = \"cn-hangzhou\"",
@@ -123,21 +104,9 @@ impl Plugin for StorageOss {
         }
         let access_key = s.required("access_key_id", "set the AccessKey ID")?;
         let secret_key = s.secret("access_key_secret")?;
-        let part_size = s.part_size(MIN_PART_MIB)?;
-        let endpoint = endpoint.ok_or_else(|| {
-            invalid(format!(
-                "setting `endpoint` is missing; set the region's OSS endpoint, e.g. \
-                 endpoint = \"{EXAMPLE}\" (the bucket is added to the host name)"
-            ))
-        })?;
-        let addressing = s.addressing(&endpoint, Addressing::Endpoint)?;
-        let address = |ep: Endpoint| addressing.apply(ep, &bucket);
         Ok(Client {
-            plugin: Self::NAME,
-            internal: address(internal.unwrap_or_else(|| endpoint.clone())),
-            public: address(public.unwrap_or_else(|| endpoint.clone())),
-            endpoint: address(endpoint),
-            part_size,
+            endpoints,
+            part_size: s.part_size(MIN_PART_MIB)?,
             dialect: Box::new(Oss {
                 credentials: Credentials {
                     access_key,

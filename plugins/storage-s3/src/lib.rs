@@ -9,7 +9,7 @@
 use objstore::bindings::redback::storage::types::Error;
 use objstore::sigv4::{self, Credentials, Signer, UNSIGNED_PAYLOAD};
 use objstore::store::backend::{Backend, Plugin};
-use objstore::store::settings::{Addressing, Settings, check_bucket, invalid};
+use objstore::store::settings::{Addressing, Settings, check_bucket};
 use objstore::store::{Client, Dialect, Endpoint, Outgoing};
 
 /// S3's smallest part (all but the last).
@@ -56,18 +56,6 @@ impl Dialect for S3 {
             .presign("GET", &endpoint.path(key), &endpoint.authority, ttl, &[])
     }
 
-    fn list_query(&self, prefix: &str, after: Option<&str>, max: u32) -> Vec<(String, String)> {
-        let mut q = vec![
-            ("list-type".to_string(), "2".to_string()),
-            ("prefix".to_string(), prefix.to_string()),
-            ("max-keys".to_string(), max.to_string()),
-        ];
-        if let Some(after) = after {
-            q.push(("start-after".into(), after.into()));
-        }
-        q
-    }
-
     fn credentials_hint(&self) -> &'static str {
         "access_key_id and the secret access key"
     }
@@ -79,33 +67,23 @@ impl Plugin for StorageS3 {
     const NAME: &'static str = "storage-s3";
 
     fn configure(s: &mut Settings) -> Result<Client, Error> {
-        const EXAMPLE: &str = "https://s3.us-east-1.amazonaws.com";
-        let endpoint = s.endpoint("endpoint", EXAMPLE)?;
-        let internal = s.endpoint("internal_endpoint", EXAMPLE)?;
-        let public = s.endpoint("public_endpoint", EXAMPLE)?;
         let bucket = s.required("bucket", "name the bucket backups go to")?;
         check_bucket(
             &bucket,
             63,
             "bucket names are 1 to 63 lower-case letters, digits, `-` and `.`",
         )?;
+        let endpoints = s.endpoints(
+            "https://s3.us-east-1.amazonaws.com",
+            &bucket,
+            Addressing::Path,
+        )?;
         let region = s.take("region").unwrap_or_else(|| "us-east-1".into());
         let access_key = s.required("access_key_id", "set the access key ID of the credentials")?;
         let secret_key = s.secret("secret_access_key")?;
-        let part_size = s.part_size(MIN_PART_MIB)?;
-        let endpoint = endpoint.ok_or_else(|| {
-            invalid(format!(
-                "setting `endpoint` is missing; set the service URL, e.g. endpoint = \"{EXAMPLE}\""
-            ))
-        })?;
-        let addressing = s.addressing(&endpoint, Addressing::Path)?;
-        let address = |ep: Endpoint| addressing.apply(ep, &bucket);
         Ok(Client {
-            plugin: Self::NAME,
-            internal: address(internal.unwrap_or_else(|| endpoint.clone())),
-            public: address(public.unwrap_or_else(|| endpoint.clone())),
-            endpoint: address(endpoint),
-            part_size,
+            endpoints,
+            part_size: s.part_size(MIN_PART_MIB)?,
             dialect: Box::new(S3 {
                 credentials: Credentials {
                     access_key,

@@ -190,8 +190,8 @@ impl<P: Plugin> Guest for Backend<P> {
         let client = client()?;
         head(&client, &key)?;
         let ep = match network {
-            Network::Internal => &client.internal,
-            Network::Public => &client.public,
+            Network::Internal => &client.endpoints.internal,
+            Network::Public => &client.endpoints.public,
         };
         let ttl = ttl_seconds.clamp(1, client.dialect.max_link_ttl());
         let query = client

@@ -67,8 +67,19 @@ pub trait Dialect {
         7 * 24 * 3600
     }
 
-    /// The query of a list page: keys under `prefix`, after `after`.
-    fn list_query(&self, prefix: &str, after: Option<&str>, max: u32) -> Vec<(String, String)>;
+    /// The query of a list page: keys under `prefix`, after `after`. By
+    /// default ListObjectsV2 (S3, OSS), with `start-after`.
+    fn list_query(&self, prefix: &str, after: Option<&str>, max: u32) -> Vec<(String, String)> {
+        let mut q = vec![
+            ("list-type".to_string(), "2".to_string()),
+            ("prefix".to_string(), prefix.to_string()),
+            ("max-keys".to_string(), max.to_string()),
+        ];
+        if let Some(after) = after {
+            q.push(("start-after".into(), after.into()));
+        }
+        q
+    }
 
     /// Headers a ranged `GET` needs besides `Range`.
     fn range_headers(&self) -> Vec<(String, String)> {
@@ -81,12 +92,7 @@ pub trait Dialect {
 
 /// A configured backend: where its bucket is, and how to speak to it.
 pub struct Client {
-    /// The plugin's name, for messages.
-    pub plugin: &'static str,
-    pub endpoint: Endpoint,
-    /// Where download links point, per network.
-    pub internal: Endpoint,
-    pub public: Endpoint,
+    pub endpoints: settings::Endpoints,
     pub part_size: usize,
     pub dialect: Box<dyn Dialect>,
 }
@@ -149,7 +155,7 @@ impl<'a> Call<'a> {
     /// connection errors, 429 and 5xx; returns the response of any other
     /// status for the caller to judge.
     pub fn send(&self, client: &Client) -> Result<Response, Error> {
-        let ep = &client.endpoint;
+        let ep = &client.endpoints.endpoint;
         let path = ep.path(self.key);
         let query = uri::canonical_query(&self.query);
         let path_and_query = if query.is_empty() {

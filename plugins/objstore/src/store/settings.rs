@@ -154,7 +154,43 @@ pub fn is_ip_or_localhost(authority: &str) -> bool {
     host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
+/// A bucket's endpoints: where requests go, and where download links
+/// point on each network.
+pub struct Endpoints {
+    pub endpoint: Endpoint,
+    pub internal: Endpoint,
+    pub public: Endpoint,
+}
+
 impl Settings {
+    /// `endpoint` (required; `example` shows the form), `internal_endpoint`
+    /// and `public_endpoint` (both default to `endpoint`), and
+    /// `addressing`, applied to `bucket`; `other` is the service's
+    /// alternative to virtual-hosted names (see [`Settings::addressing`]).
+    pub fn endpoints(
+        &mut self,
+        example: &str,
+        bucket: &str,
+        other: Addressing,
+    ) -> Result<Endpoints, Error> {
+        let endpoint = self.endpoint("endpoint", example)?;
+        let internal = self.endpoint("internal_endpoint", example)?;
+        let public = self.endpoint("public_endpoint", example)?;
+        let endpoint = endpoint.ok_or_else(|| {
+            invalid(format!(
+                "setting `endpoint` is missing; set the service URL, e.g. endpoint = \"{example}\" \
+                 (the bucket is added to the host name)"
+            ))
+        })?;
+        let addressing = self.addressing(&endpoint, other)?;
+        let address = |ep: Endpoint| addressing.apply(ep, bucket);
+        Ok(Endpoints {
+            internal: address(internal.unwrap_or_else(|| endpoint.clone())),
+            public: address(public.unwrap_or_else(|| endpoint.clone())),
+            endpoint: address(endpoint),
+        })
+    }
+
     /// The `addressing` setting: `"virtual"` or `other` (`"path"` or
     /// `"endpoint"`), by default `other` for an IP address or
     /// `localhost` and `"virtual"` for a name.
