@@ -3,7 +3,8 @@
 //! request's signature, header or presigned URL, with the vendor's
 //! official SDK signing code: the conformance kit (`redback plugin
 //! check`) and a backup and restore of a live Redis, multipart uploads and
-//! ranges, presigned links before and after they expire, a wrong secret.
+//! ranges, presigned links before and after they expire, a wrong secret,
+//! and settings errors that name the setting and the fix.
 
 mod common;
 
@@ -166,5 +167,86 @@ fn a_backup_and_restore_go_through_cos_and_oss() {
         assert!(out.contains("checks passed"), "{out}");
         assert!(!e.log().contains("SignatureDoesNotMatch"), "{}", e.log());
         backup_verify_restore(c, &before);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_name_the_setting_and_the_fix() {
+    logs();
+    let host = PluginHost::new(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET_KEY).unwrap();
+    let secret = secret.to_str().unwrap();
+    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 5] = [
+        (
+            "storage-cos",
+            vec![
+                ("endpoint", "https://cos.ap-guangzhou.myqcloud.com"),
+                ("bucket", "backups"),
+                ("secret_id", "AKID"),
+                ("secret_key_file", secret),
+            ],
+            &["`bucket`", "<name>-<APPID>"],
+        ),
+        (
+            "storage-cos",
+            vec![
+                ("bucket", "backups-1250000000"),
+                ("secret_id", "AKID"),
+                ("secret_key_file", secret),
+            ],
+            &[
+                "`endpoint` is missing",
+                "https://cos.ap-guangzhou.myqcloud.com",
+            ],
+        ),
+        (
+            "storage-oss",
+            vec![
+                ("endpoint", "https://oss-cn-hangzhou.aliyuncs.com"),
+                ("bucket", "backups"),
+                ("region", "oss-cn-hangzhou"),
+                ("access_key_id", "LTAI"),
+                ("access_key_secret_file", secret),
+            ],
+            &["`region`", "region = \"cn-hangzhou\""],
+        ),
+        (
+            "storage-oss",
+            vec![
+                ("endpoint", "https://oss-cn-hangzhou.aliyuncs.com"),
+                ("bucket", "backups"),
+                ("region", "cn-hangzhou"),
+                ("access_key_id", "LTAI"),
+            ],
+            &["`access_key_secret` is missing", "access_key_secret_env"],
+        ),
+        (
+            "storage-oss",
+            vec![
+                ("endpoint", "https://oss-cn-hangzhou.aliyuncs.com"),
+                ("bucket", "backups"),
+                ("region", "cn-hangzhou"),
+                ("access_key_id", "LTAI"),
+                ("access_key_secret_file", secret),
+                ("part_size_mb", "8"),
+            ],
+            &["unknown setting `part_size_mb`", "part_size_mib"],
+        ),
+    ];
+    for (plugin, settings, expect) in cases {
+        let loaded = load(&host, plugin);
+        let cfg = storage_config("remote", plugin, &settings, dir.path());
+        let err = match open(&host, &loaded, &cfg, None).await {
+            Ok(_) => panic!("{plugin} accepted {settings:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind, ErrorKind::InvalidConfig, "{err}");
+        let text = err.to_string();
+        for e in expect {
+            assert!(text.contains(e), "{plugin}: `{e}` not in: {text}");
+        }
+        assert!(!text.contains(SECRET_KEY), "{text}");
     }
 }
