@@ -178,7 +178,9 @@ async fn bad_settings_name_the_setting_and_the_fix() {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET_KEY).unwrap();
     let secret = secret.to_str().unwrap();
-    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 5] = [
+    // (plugin, settings, what the error must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 5] = [
         (
             "storage-cos",
             vec![
