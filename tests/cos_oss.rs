@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use common::emulator::{Emulator, SECRET_KEY, Vendor};
 use common::redis::RedisServer;
-use common::s3::http_get;
 use common::*;
 use redback::plugin::PluginHost;
 use redback::storage::{ErrorKind, Network, Storage};
@@ -27,7 +26,7 @@ async fn storage(e: &Emulator, secret: &str) -> Arc<dyn Storage> {
     logs();
     let host = PluginHost::new(None).unwrap();
     let plugin = load(&host, e.plugin());
-    let secret_file = e.secret_file(secret);
+    let secret_file = secret_file(e.dir.path(), secret);
     let settings = e.settings(&secret_file);
     let settings: Vec<(&str, &str)> = settings
         .iter()
@@ -138,7 +137,7 @@ fn a_backup_and_restore_go_through_cos_and_oss() {
     for vendor in VENDORS {
         let e = Emulator::start(vendor);
         let tmp = tempfile::tempdir().unwrap();
-        let secret = e.secret_file(SECRET_KEY);
+        let secret = secret_file(e.dir.path(), SECRET_KEY);
         let mut storage = format!("[storage.remote]\nplugin = \"{}\"\n", e.plugin());
         for (k, v) in e.settings(&secret) {
             storage.push_str(&format!("{k} = \"{v}\"\n"));
@@ -175,8 +174,7 @@ async fn bad_settings_name_the_setting_and_the_fix() {
     logs();
     let host = PluginHost::new(None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET_KEY).unwrap();
+    let secret = secret_file(dir.path(), SECRET_KEY);
     let secret = secret.to_str().unwrap();
     // (plugin, settings, what the error must say)
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);

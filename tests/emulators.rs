@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::emulator::{self, Emulator, Vendor};
-use common::s3::http_get;
+use common::http_get;
 
 #[test]
 fn emulator_agrees_with_the_vendor_sdks() {

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::redis::RedisServer;
-use common::s3::{S3Server, SECRET_KEY, http_get};
+use common::s3::{S3Server, SECRET_KEY};
 use common::*;
 use redback::plugin::PluginHost;
 use redback::storage::{ErrorKind, Network, Storage, conformance};
@@ -23,7 +23,7 @@ async fn s3_storage(server: &S3Server, secret: &str) -> Arc<dyn Storage> {
     logs();
     let host = PluginHost::new(None).unwrap();
     let plugin = load(&host, "storage-s3");
-    let secret_file = server.secret_file(secret);
+    let secret_file = secret_file(server.dir.path(), secret);
     let settings = server.settings(&secret_file);
     let settings: Vec<(&str, &str)> = settings
         .iter()
@@ -138,7 +138,7 @@ fn a_backup_and_restore_go_through_s3() {
     source.fill_mixed();
     let before = source.digest();
     let tmp = tempfile::tempdir().unwrap();
-    let secret = server.secret_file(SECRET_KEY);
+    let secret = secret_file(server.dir.path(), SECRET_KEY);
     let config = tmp.path().join("redback.toml");
     std::fs::write(
         &config,

@@ -267,7 +267,7 @@ async fn main() {
 
     let host = PluginHost::new(None).unwrap();
     let plugin = common::load(&host, "storage-s3");
-    let secret = server.secret_file(SECRET_KEY);
+    let secret = common::secret_file(server.dir.path(), SECRET_KEY);
     let part = PART_MIB.to_string();
     let endpoint = server.endpoint();
     let settings = [

@@ -121,13 +121,6 @@ impl Emulator {
         }
     }
 
-    /// A file holding `secret`, for the `*_file` form of the secret key.
-    pub fn secret_file(&self, secret: &str) -> PathBuf {
-        let p = self.dir.path().join(format!("secret-{}", secret.len()));
-        std::fs::write(&p, secret).unwrap();
-        p
-    }
-
     /// The `[storage.NAME]` settings of the vendor's plugin against this
     /// emulator, the secret read from `secret_file`, parts of 1 MiB.
     pub fn settings(&self, secret_file: &std::path::Path) -> Vec<(String, String)> {
