@@ -86,14 +86,20 @@ impl Dialect for Cos {
 
 /// `<name>-<appid>`: COS bucket names end with the account's APPID.
 fn check_cos_bucket(bucket: &str) -> Result<(), Error> {
-    let rule = "COS bucket names are `<name>-<APPID>`, e.g. \"backups-1250000000\": \
-                lower-case letters, digits and `-`, at most 50 characters";
-    check_bucket(bucket, 50, rule)?;
-    let appid = bucket.rsplit_once('-').map(|(_, a)| a).unwrap_or("");
-    if appid.is_empty() || !appid.bytes().all(|b| b.is_ascii_digit()) || bucket.contains('.') {
-        return Err(invalid(format!("setting `bucket` is {bucket:?}; {rule}")));
+    check_bucket(bucket, 1..=50, false)?;
+    match bucket.rsplit_once('-') {
+        Some((name, appid))
+            if !name.is_empty()
+                && !appid.is_empty()
+                && appid.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(())
+        }
+        _ => Err(invalid(format!(
+            "setting `bucket` is {bucket:?}; COS bucket names are `<name>-<APPID>`, \
+             e.g. \"backups-1250000000\""
+        ))),
     }
-    Ok(())
 }
 
 struct StorageCos;

@@ -83,11 +83,7 @@ impl Plugin for StorageOss {
 
     fn configure(s: &mut Settings) -> Result<Client, Error> {
         let bucket = s.required("bucket", "name the bucket backups go to")?;
-        let rule = "OSS bucket names are 3 to 63 lower-case letters, digits and `-`";
-        check_bucket(&bucket, 63, rule)?;
-        if bucket.len() < 3 || bucket.contains('.') {
-            return Err(invalid(format!("setting `bucket` is {bucket:?}; {rule}")));
-        }
+        check_bucket(&bucket, 3..=63, false)?;
         let endpoints = s.endpoints(
             "https://oss-cn-hangzhou.aliyuncs.com",
             &bucket,

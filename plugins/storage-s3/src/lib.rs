@@ -68,11 +68,7 @@ impl Plugin for StorageS3 {
 
     fn configure(s: &mut Settings) -> Result<Client, Error> {
         let bucket = s.required("bucket", "name the bucket backups go to")?;
-        check_bucket(
-            &bucket,
-            63,
-            "bucket names are 1 to 63 lower-case letters, digits, `-` and `.`",
-        )?;
+        check_bucket(&bucket, 1..=63, true)?;
         let endpoints = s.endpoints(
             "https://s3.us-east-1.amazonaws.com",
             &bucket,

@@ -215,18 +215,31 @@ impl Settings {
     }
 }
 
-/// Checks a bucket name against `allowed` characters and a length.
-pub fn check_bucket(bucket: &str, max_len: usize, rule: &str) -> Result<(), Error> {
-    let ok = !bucket.is_empty()
-        && bucket.len() <= max_len
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+/// Checks a bucket name: `lengths` characters of lower-case letters,
+/// digits and `-` (and `.` when `dots`), not starting or ending with `-`.
+pub fn check_bucket(
+    bucket: &str,
+    lengths: std::ops::RangeInclusive<usize>,
+    dots: bool,
+) -> Result<(), Error> {
+    let ok = lengths.contains(&bucket.len())
+        && bucket.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.')
+        })
         && !bucket.starts_with('-')
         && !bucket.ends_with('-');
     if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!("setting `bucket` is {bucket:?}; {rule}")))
+        return Ok(());
     }
+    let chars = if dots {
+        "lower-case letters, digits, `-` and `.`"
+    } else {
+        "lower-case letters, digits and `-`"
+    };
+    Err(invalid(format!(
+        "setting `bucket` is {bucket:?}; bucket names are {} to {} {chars}, \
+         not starting or ending with `-`",
+        lengths.start(),
+        lengths.end()
+    )))
 }
