@@ -303,10 +303,9 @@ impl WasiHttpHooks for HttpGate {
                     }
                 }
             }
-            use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
-                response.map(|body| super::read_ahead::wrap(body.boxed_unsync())),
+                response.map(super::read_ahead::wrap),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
             ))
         })

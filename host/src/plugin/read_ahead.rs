@@ -49,7 +49,10 @@ pub struct ReadAhead {
 
 impl ReadAhead {
     /// Starts reading `body` ahead. Needs a tokio runtime.
-    pub fn new(body: WasiBody) -> ReadAhead {
+    pub fn new<B>(body: B) -> ReadAhead
+    where
+        B: Body<Data = Bytes, Error = HttpError> + Send + Unpin + 'static,
+    {
         let hint = body.size_hint();
         let done = body.is_end_stream();
         let (tx, rx) = mpsc::channel(AHEAD);
@@ -73,7 +76,10 @@ impl Drop for ReadAhead {
 
 /// Reads `body` to its end, sending data joined into pieces and trailers
 /// or an error as they come.
-async fn pump(mut body: WasiBody, tx: mpsc::Sender<Item>) {
+async fn pump<B>(mut body: B, tx: mpsc::Sender<Item>)
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
     loop {
         let Some(first) = body.frame().await else {
             return;
@@ -161,7 +167,10 @@ impl Body for ReadAhead {
 }
 
 /// Wraps a response body for a plugin.
-pub fn wrap(body: WasiBody) -> WasiBody {
+pub fn wrap<B>(body: B) -> WasiBody
+where
+    B: Body<Data = Bytes, Error = HttpError> + Send + Unpin + 'static,
+{
     ReadAhead::new(body).boxed_unsync()
 }
 
