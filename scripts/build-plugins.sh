@@ -4,6 +4,9 @@
 #   target/plugins/storage-s3/            S3 and S3-compatible buckets
 #   target/plugins/storage-cos/           Tencent Cloud COS buckets
 #   target/plugins/storage-oss/           Alibaba Cloud OSS buckets
+#   target/plugins/provider-jd/           JD Cloud-style backup semantics
+#   target/plugins/provider-alibaba/      Alibaba ApsaraDB-style backup semantics
+#   target/plugins/provider-tencent/      TencentDB-style backup semantics
 #   target/test-plugins/storage-template/ the example a third party copies
 #   target/test-plugins/misbehaving/      the hostile fixture of the deny tests
 # Each folder holds the crate's plugin.toml, with the component's sha256
@@ -16,7 +19,8 @@ cd "$repo"
 
 rustup target list --installed | grep -q wasm32-wasip2 || rustup target add wasm32-wasip2
 
-cargo build --release --target wasm32-wasip2 -p storage-local -p storage-s3 -p storage-cos -p storage-oss -p misbehaving
+cargo build --release --target wasm32-wasip2 -p storage-local -p storage-s3 -p storage-cos -p storage-oss -p misbehaving \
+    -p provider-jd -p provider-alibaba -p provider-tencent
 # The template is a stand-alone crate (its own workspace); share our target
 # dir so its dependencies are not built twice.
 CARGO_TARGET_DIR="$repo/target" cargo build --release --target wasm32-wasip2 \
@@ -66,5 +70,8 @@ lay_out plugins/storage-local "$repo/target/plugins/storage-local"
 lay_out plugins/storage-s3 "$repo/target/plugins/storage-s3"
 lay_out plugins/storage-cos "$repo/target/plugins/storage-cos"
 lay_out plugins/storage-oss "$repo/target/plugins/storage-oss"
+lay_out plugins/provider-jd "$repo/target/plugins/provider-jd"
+lay_out plugins/provider-alibaba "$repo/target/plugins/provider-alibaba"
+lay_out plugins/provider-tencent "$repo/target/plugins/provider-tencent"
 lay_out examples/storage-plugin-template "$repo/target/test-plugins/storage-template"
 lay_out tests/fixtures/misbehaving "$repo/target/test-plugins/misbehaving"
