@@ -16,4 +16,5 @@ pub mod provider;
 pub mod rdb;
 pub mod replication;
 pub mod restore;
+pub mod schedule;
 pub mod storage;
