@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod daemon;
