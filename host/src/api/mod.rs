@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
+
+pub mod routes;
 use serde::Serialize;
 
 use crate::plugin::{LoadedPlugin, Refused};
@@ -77,9 +79,36 @@ async fn health(State(state): State<Arc<DaemonState>>) -> axum::Json<serde_json:
     axum::Json(serde_json::to_value(body).unwrap_or_default())
 }
 
-/// The router of the API.
-pub fn router(state: Arc<DaemonState>) -> Router {
-    Router::new()
+/// The router of the API: `/health` alone, or with a service, every route.
+pub fn router(state: Arc<DaemonState>, api: Option<routes::Api>) -> Router {
+    let health = Router::new()
         .route("/health", get(health))
-        .with_state(state)
+        .with_state(state);
+    let Some(api) = api else {
+        return health;
+    };
+    use routes::*;
+    let authed = Router::new()
+        .route("/instances", get(list_instances))
+        .route("/instances/{name}", get(get_instance))
+        .route("/instances/{name}/policy", get(get_policy).put(set_policy))
+        .route(
+            "/instances/{name}/backups",
+            get(list_backups).post(backup_now),
+        )
+        .route("/backups/{id}", get(get_backup))
+        .route("/backups/{id}/restore", post(restore))
+        .route("/backups/{id}/download-link", post(download_link))
+        .route("/tasks", get(list_tasks))
+        .route("/tasks/{id}", get(get_task))
+        .route("/sweep", post(sweep))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            require_token,
+        ))
+        .with_state(api.clone());
+    let open = Router::new()
+        .route("/download/{token}", get(download))
+        .with_state(api);
+    health.merge(authed).merge(open)
 }

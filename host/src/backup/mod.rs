@@ -147,6 +147,39 @@ fn compress(
     Ok(())
 }
 
+/// What the daemon fixes about a backup before it starts: its id (so a
+/// crash can be cleaned up after), the provider and the end of retention
+/// written into the manifest.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub id: String,
+    pub started: jiff::Timestamp,
+    pub provider: Option<String>,
+    pub retention_until: Option<jiff::Timestamp>,
+}
+
+impl Stamp {
+    /// A fresh id started now, no provider, no retention.
+    pub fn now() -> Stamp {
+        let started = jiff::Timestamp::now();
+        Stamp {
+            id: new_backup_id(started),
+            started,
+            provider: None,
+            retention_until: None,
+        }
+    }
+}
+
+/// The storage keys of backup `id` of `instance`: (data, manifest).
+pub fn object_keys(instance: &InstanceConfig, id: &str) -> (String, String) {
+    let dir = format!("{}{id}", instance_prefix(instance));
+    (
+        format!("{dir}/{}", data_file(instance.compression)),
+        format!("{dir}/{}", manifest::MANIFEST_FILE),
+    )
+}
+
 /// Takes one backup of `instance` into `storage`.
 pub async fn run(
     instance: &InstanceConfig,
@@ -154,12 +187,23 @@ pub async fn run(
     request: &Request,
     progress: &Progress,
 ) -> Result<Manifest, BackupError> {
-    let started = jiff::Timestamp::now();
-    let id = new_backup_id(started);
+    run_stamped(instance, storage, request, Stamp::now(), progress).await
+}
+
+/// Takes one backup of `instance` into `storage`, with the id and labels
+/// of `stamp`.
+pub async fn run_stamped(
+    instance: &InstanceConfig,
+    storage: Arc<dyn Storage>,
+    request: &Request,
+    stamp: Stamp,
+    progress: &Progress,
+) -> Result<Manifest, BackupError> {
+    let started = stamp.started;
+    let id = stamp.id.clone();
     let chosen = choose(instance).await?;
     let (info, mut stream) = start_sync(&chosen.endpoint).await?;
-    let dir = format!("{}{id}", instance_prefix(instance));
-    let data_key = format!("{dir}/{}", data_file(instance.compression));
+    let (data_key, manifest_key) = object_keys(instance, &id);
     tracing::info!(instance = %instance.name, source = %chosen.endpoint.addr, role = %chosen.role, key = %data_key, "backup started");
 
     let (parse_tx, parse_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
@@ -291,10 +335,9 @@ pub async fn run(
             rdb_crc64: format!("{:016x}", stats.checksum),
         },
         stats: serde_json::to_value(&stats).map_err(|e| internal(format!("stats: {e}")))?,
-        provider: None,
-        retention_until: None,
+        provider: stamp.provider.clone(),
+        retention_until: stamp.retention_until.map(|t| t.to_string()),
     };
-    let manifest_key = format!("{dir}/{}", manifest::MANIFEST_FILE);
     let mut up = storage.start_upload(&manifest_key).await?;
     let written = async {
         up.write(&manifest.to_json()).await?;

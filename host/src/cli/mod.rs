@@ -6,6 +6,7 @@
 //! lives in the library modules it calls.
 
 mod backup_cmd;
+mod config_cmd;
 mod plugin_cmd;
 mod progress;
 mod restore_cmd;
@@ -187,10 +188,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a config file and show what it resolves to, secrets masked.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Inspect and check plugins.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config (including each instance's policy, with its
+    /// provider plugin) and print the resolved view; exits non-zero with
+    /// every problem named if it is not valid.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -334,6 +353,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 });
                 restore_cmd::clone(&config, &backup, instance.as_deref(), t, force, s, json).await
             }
+            Command::Config {
+                command: ConfigCommand::Check { config, json },
+            } => config_cmd::check(&config, json).await,
             Command::Plugin {
                 command: PluginCommand::List { config, json },
             } => plugin_cmd::list(&config, json).await,

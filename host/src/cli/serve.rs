@@ -18,6 +18,10 @@ pub(super) async fn run(
     let addr = listen.unwrap_or(config.daemon.listen);
     let daemon = Daemon::start(config).await?;
     let state = Arc::new(daemon.state());
+    let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
+    let service = crate::daemon::boot::service(&daemon, clock).await?;
+    let token = crate::daemon::boot::api_token(&daemon)?;
+    crate::daemon::boot::start_background(&service).await;
     tracing::info!(
         plugins = state.plugins.len(),
         refused = state.refused_plugins.len(),
@@ -29,7 +33,11 @@ pub(super) async fn run(
         format!("cannot listen on {addr}; pick a free address with --listen or daemon.listen")
     })?;
     tracing::info!("REST API on http://{}", listener.local_addr()?);
-    axum::serve(listener, crate::api::router(state))
+    let api = crate::api::routes::Api {
+        service,
+        token: Arc::new(token),
+    };
+    axum::serve(listener, crate::api::router(state, Some(api)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the API server failed")?;

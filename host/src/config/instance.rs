@@ -25,6 +25,23 @@ pub(super) struct RawInstance {
     prefix: Option<String>,
     connect_timeout_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
+    provider: Option<String>,
+    timezone: Option<String>,
+    policy: Option<RawPolicy>,
+    archive_storage: Option<String>,
+    archive_retention_days: Option<u32>,
+    keep_last: Option<u32>,
+}
+
+/// `[instance.NAME.policy]`: the operator's changes to the provider's
+/// default policy; the provider accepts or refuses them when the daemon
+/// starts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    weekdays: Option<Vec<String>>,
+    window: Option<String>,
+    retention_days: Option<u32>,
 }
 
 /// How the RDB is stored.
@@ -57,6 +74,79 @@ pub struct InstanceConfig {
     pub prefix: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// The provider plugin whose semantics apply (`provider-tencent`);
+    /// without one the instance is backed up only on demand.
+    pub provider: Option<String>,
+    /// The zone its backup windows are in (the daemon's when not set).
+    pub timezone: Option<jiff::tz::TimeZone>,
+    /// Changes to the provider's default policy.
+    pub policy: PolicyOverride,
+    /// A second storage completed backups are copied to.
+    pub archive_storage: Option<String>,
+    /// Days an archived copy is kept; the provider's when not set.
+    pub archive_retention_days: Option<u32>,
+    /// Complete backups the sweeper never deletes, newest first (0: none).
+    pub keep_last: u32,
+}
+
+/// Parts of a policy the config sets; `None` keeps the provider's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyOverride {
+    pub weekdays: Option<Vec<crate::provider::Weekday>>,
+    pub window: Option<(crate::provider::TimeOfDay, crate::provider::TimeOfDay)>,
+    pub retention_days: Option<u32>,
+}
+
+impl PolicyOverride {
+    /// `base` with these changes applied.
+    pub fn apply(&self, base: &crate::provider::Policy) -> crate::provider::Policy {
+        let mut p = base.clone();
+        if let Some(w) = &self.weekdays {
+            p.weekdays = w.clone();
+        }
+        if let Some((start, end)) = self.window {
+            p.window_start = start;
+            p.window_end = end;
+        }
+        if let Some(r) = self.retention_days {
+            p.retention_days = r;
+        }
+        p
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == PolicyOverride::default()
+    }
+}
+
+/// `"monday"` or `"mon"`, any case.
+pub fn parse_weekday(s: &str) -> Option<crate::provider::Weekday> {
+    use crate::provider::Weekday::*;
+    let l = s.to_ascii_lowercase();
+    let all = [
+        ("monday", Monday),
+        ("tuesday", Tuesday),
+        ("wednesday", Wednesday),
+        ("thursday", Thursday),
+        ("friday", Friday),
+        ("saturday", Saturday),
+        ("sunday", Sunday),
+    ];
+    all.iter()
+        .find(|(name, _)| l == *name || (l.len() == 3 && name.starts_with(&l)))
+        .map(|(_, d)| *d)
+}
+
+/// `"02:00-08:00"`: a start and an end time of day.
+pub fn parse_window(s: &str) -> Option<(crate::provider::TimeOfDay, crate::provider::TimeOfDay)> {
+    let time = |t: &str| {
+        let (h, m) = t.trim().split_once(':')?;
+        let (hour, minute) = (h.parse::<u8>().ok()?, m.parse::<u8>().ok()?);
+        (hour < 24 && minute < 60 && m.len() == 2)
+            .then_some(crate::provider::TimeOfDay { hour, minute })
+    };
+    let (a, b) = s.split_once('-')?;
+    Some((time(a)?, time(b)?))
 }
 
 pub(super) type KeyError = (String, String);
@@ -178,6 +268,74 @@ pub(super) fn validate(
             None => Ok(Duration::from_secs(d)),
         }
     };
+    if let Some(p) = &raw.provider
+        && p.is_empty()
+    {
+        return Err((
+            key("provider"),
+            "name a provider plugin, e.g. \"provider-tencent\", or leave it out".into(),
+        ));
+    }
+    let timezone = match &raw.timezone {
+        None => None,
+        Some(z) => Some(jiff::tz::TimeZone::get(z).map_err(|_| {
+            (
+                key("timezone"),
+                format!("`{z}` is not an IANA time zone; write e.g. \"Asia/Shanghai\" or \"UTC\""),
+            )
+        })?),
+    };
+    let mut policy = PolicyOverride::default();
+    if let Some(p) = raw.policy {
+        if let Some(days) = p.weekdays {
+            let parsed = days
+                .iter()
+                .map(|d| {
+                    parse_weekday(d).ok_or_else(|| {
+                        (
+                            key("policy.weekdays"),
+                            format!("`{d}` is not a weekday; write \"monday\" … \"sunday\" or \"mon\" … \"sun\""),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            policy.weekdays = Some(parsed);
+        }
+        if let Some(w) = p.window {
+            policy.window = Some(parse_window(&w).ok_or_else(|| {
+                (
+                    key("policy.window"),
+                    format!("`{w}` is not a window; write START-END as HH:MM-HH:MM, e.g. \"02:00-08:00\""),
+                )
+            })?);
+        }
+        policy.retention_days = p.retention_days;
+    }
+    if let Some(a) = &raw.archive_storage {
+        if !storages.contains_key(a) {
+            return Err((
+                key("archive_storage"),
+                format!(
+                    "no [storage.{a}] in the config; defined: {}",
+                    super::join_or_none(storages.keys())
+                ),
+            ));
+        }
+        if *a == raw.storage {
+            return Err((
+                key("archive_storage"),
+                "is the instance's own storage; an archive must be a second storage".into(),
+            ));
+        }
+    } else if raw.archive_retention_days.is_some() {
+        return Err((
+            key("archive_retention_days"),
+            "set only with `archive_storage`".into(),
+        ));
+    }
+    if raw.archive_retention_days == Some(0) {
+        return Err((key("archive_retention_days"), "must be at least 1".into()));
+    }
     Ok(InstanceConfig {
         name: name.to_string(),
         address: raw.address,
@@ -190,5 +348,11 @@ pub(super) fn validate(
         prefix,
         connect_timeout: secs(raw.connect_timeout_secs, 10, "connect_timeout_secs")?,
         read_timeout: secs(raw.read_timeout_secs, 120, "read_timeout_secs")?,
+        provider: raw.provider,
+        timezone,
+        policy,
+        archive_storage: raw.archive_storage,
+        archive_retention_days: raw.archive_retention_days,
+        keep_last: raw.keep_last.unwrap_or(1),
     })
 }

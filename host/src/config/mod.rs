@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use instance::{Compression, InstanceConfig};
+pub use instance::{Compression, InstanceConfig, PolicyOverride, parse_weekday, parse_window};
 pub use secrets::Secret;
 
 /// Everything wrong with a config file, each naming the file, key and fix.
@@ -61,6 +61,17 @@ pub struct DaemonConfig {
     pub plugin_dir: PathBuf,
     /// Where the daemon keeps its own state (compiled-plugin cache, catalog).
     pub state_dir: PathBuf,
+    /// The SQLite catalog file (`state_dir/catalog.sqlite` by default).
+    pub catalog: PathBuf,
+    /// Zone of backup windows for instances that name none.
+    pub timezone: jiff::tz::TimeZone,
+    /// File holding the REST API's bearer token; `REDBACK_API_TOKEN` when
+    /// not set, else a token generated into the state directory.
+    pub api_token_file: Option<PathBuf>,
+    /// Base URL of download links the daemon serves itself.
+    pub public_url: String,
+    /// Backups running at once, over all instances.
+    pub max_concurrent_backups: u32,
 }
 
 /// Limits and pins for one plugin, from `[plugins.NAME]`; unset fields use
@@ -88,6 +99,8 @@ pub struct StorageConfig {
     pub root: Option<PathBuf>,
     /// Settings passed to the plugin's `configure`, secrets resolved.
     pub settings: BTreeMap<String, SettingValue>,
+    /// Backups writing to this storage at once (no limit of its own if unset).
+    pub max_concurrent_backups: Option<u32>,
 }
 
 /// A setting value: plain, or a secret that is masked when shown.

@@ -30,6 +30,11 @@ struct RawDaemon {
     listen: Option<String>,
     plugin_dir: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    timezone: Option<String>,
+    api_token_file: Option<PathBuf>,
+    public_url: Option<String>,
+    max_concurrent_backups: Option<u32>,
+    catalog: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +47,7 @@ struct RawPlugin {
 }
 
 /// Keys of a `[storage.NAME]` table that the host reads itself.
-const HOST_KEYS: [&str; 3] = ["plugin", "allow_hosts", "root"];
+const HOST_KEYS: [&str; 4] = ["plugin", "allow_hosts", "root", "max_concurrent_backups"];
 
 pub(super) fn validate(
     raw: RawConfig,
@@ -63,10 +68,49 @@ pub(super) fn validate(
             format!("`{listen_text}` is not an address; write IP:PORT, e.g. \"{DEFAULT_LISTEN}\""),
         )
     })?;
+    let zone_name = raw.daemon.timezone.as_deref().unwrap_or("UTC");
+    let timezone = jiff::tz::TimeZone::get(zone_name).map_err(|_| {
+        invalid(
+            "daemon.timezone".into(),
+            format!(
+                "`{zone_name}` is not an IANA time zone; write e.g. \"Asia/Shanghai\" or \"UTC\""
+            ),
+        )
+    })?;
+    let public_url = match raw.daemon.public_url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            u.trim_end_matches('/').to_string()
+        }
+        Some(u) => {
+            return Err(invalid(
+                "daemon.public_url".into(),
+                format!(
+                    "`{u}` is not an http:// or https:// URL; write the address users reach the daemon at, e.g. \"https://backup.example.com\""
+                ),
+            ));
+        }
+        None => format!("http://{listen}"),
+    };
+    let max_concurrent_backups = raw.daemon.max_concurrent_backups.unwrap_or(2);
+    if max_concurrent_backups == 0 {
+        return Err(invalid(
+            "daemon.max_concurrent_backups".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    let state_dir = base.join(raw.daemon.state_dir.unwrap_or_else(|| "var".into()));
     let daemon = DaemonConfig {
         listen,
         plugin_dir: base.join(raw.daemon.plugin_dir.unwrap_or_else(|| "plugins".into())),
-        state_dir: base.join(raw.daemon.state_dir.unwrap_or_else(|| "var".into())),
+        catalog: match raw.daemon.catalog {
+            Some(c) => base.join(c),
+            None => state_dir.join("catalog.sqlite"),
+        },
+        state_dir,
+        timezone,
+        api_token_file: raw.daemon.api_token_file.map(|f| base.join(f)),
+        public_url,
+        max_concurrent_backups,
     };
 
     let mut plugins = BTreeMap::new();
@@ -174,6 +218,16 @@ pub(super) fn validate_storage(
             ));
         }
     };
+    let max_concurrent_backups = match table.get("max_concurrent_backups") {
+        None => None,
+        Some(toml::Value::Integer(n)) if (1..=1024).contains(n) => Some(*n as u32),
+        Some(_) => {
+            return Err((
+                key("max_concurrent_backups"),
+                "must be a number from 1 to 1024".into(),
+            ));
+        }
+    };
     let root = match table.get("root") {
         None => None,
         Some(toml::Value::String(r)) if !r.is_empty() => Some(base.join(r)),
@@ -264,6 +318,7 @@ pub(super) fn validate_storage(
         allow_hosts,
         root,
         settings,
+        max_concurrent_backups,
     })
 }
 

@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+pub mod boot;
+pub mod providers;
+pub mod service;
+
 use crate::api::{DaemonState, PluginInfo, StorageStatus};
 use crate::config::Config;
 use crate::plugin::{PluginHost, PluginSet};

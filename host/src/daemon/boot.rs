@@ -1,0 +1,201 @@
+//! Bring-up of the full daemon: catalog, providers and policies, task
+//! center, crash recovery, scheduler, sweeper; the pieces `serve` runs.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, bail};
+
+use super::Daemon;
+use super::providers::{effective_policy, open_providers};
+use super::service::{Managed, ScheduledBackups, Service};
+use crate::catalog::Catalog;
+use crate::links::LinkKey;
+use crate::provider::Policy;
+use crate::schedule::{Clock, Limits, Scheduler, WindowLog, WindowOutcome};
+use crate::tasks::TaskCenter;
+
+/// The scheduler's window log, kept in the catalog.
+pub struct CatalogWindows(pub Arc<Catalog>);
+
+impl WindowLog for CatalogWindows {
+    fn done(&self, instance: &str, window_id: &str) -> bool {
+        match self.0.window_done(instance, window_id) {
+            Ok(d) => d,
+            Err(e) => {
+                // Not knowing is safer as "done" than as a second run.
+                tracing::error!("window log: {e}");
+                true
+            }
+        }
+    }
+
+    fn record(&self, instance: &str, window_id: &str, outcome: &WindowOutcome) {
+        use crate::catalog::WindowOutcome as W;
+        let (o, attempts, message) = match outcome {
+            WindowOutcome::Succeeded { attempts, delayed } => (
+                W::Succeeded,
+                *attempts,
+                delayed.then(|| "delayed".to_string()),
+            ),
+            WindowOutcome::Failed { attempts, reason } => {
+                (W::Failed, *attempts, Some(reason.clone()))
+            }
+            WindowOutcome::Missed { reason } => (W::Missed, 0, Some(reason.clone())),
+        };
+        if let Err(e) = self
+            .0
+            .record_window(instance, window_id, o, attempts, message.as_deref())
+        {
+            tracing::error!("window log: {e}");
+        }
+    }
+}
+
+/// The API's bearer token: daemon.api_token_file, else REDBACK_API_TOKEN,
+/// else one generated into the state directory (mode 0600).
+pub fn api_token(daemon: &Daemon) -> anyhow::Result<Vec<u8>> {
+    let d = &daemon.config.daemon;
+    if let Some(f) = &d.api_token_file {
+        let t = std::fs::read_to_string(f).with_context(|| {
+            format!(
+                "daemon.api_token_file: cannot read {}; point it at a readable file",
+                f.display()
+            )
+        })?;
+        let t = t.trim().to_string();
+        if t.len() < 16 {
+            bail!(
+                "daemon.api_token_file: the token in {} is shorter than 16 characters; use a long random one",
+                f.display()
+            );
+        }
+        return Ok(t.into_bytes());
+    }
+    if let Ok(t) = std::env::var("REDBACK_API_TOKEN") {
+        if t.len() < 16 {
+            bail!("REDBACK_API_TOKEN is shorter than 16 characters; use a long random token");
+        }
+        return Ok(t.into_bytes());
+    }
+    let path = d.state_dir.join("api-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().as_bytes().to_vec());
+    }
+    let t = hex::encode(crate::links::random_bytes::<32>()?);
+    std::fs::create_dir_all(&d.state_dir)?;
+    crate::links::write_private(&path, t.as_bytes())?;
+    tracing::info!("generated an API token in {}", path.display());
+    Ok(t.into_bytes())
+}
+
+/// Opens everything the service needs and cleans up after a crash. A
+/// policy the provider refuses stops the start, naming the instance.
+pub async fn service(daemon: &Daemon, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Service>> {
+    let config = daemon.config.clone();
+    let catalog = Arc::new(Catalog::open(&config.daemon.catalog)?);
+    let links = LinkKey::load_or_create(&config.daemon.state_dir.join("download.key"))
+        .context("the download-link key")?;
+    let (providers, provider_errors) = open_providers(&config, &daemon.host, &daemon.plugins).await;
+    let mut instances = BTreeMap::new();
+    for (name, i) in &config.instances {
+        let provider = match &i.provider {
+            Some(p) => match providers.get(p) {
+                Some(p) => Some(p.clone()),
+                None => bail!(
+                    "{}: `instance.{name}.provider`: {}",
+                    config.path.display(),
+                    provider_errors.get(p).cloned().unwrap_or_default()
+                ),
+            },
+            None => None,
+        };
+        let policy = match &provider {
+            Some(p) => {
+                let stored: Option<Policy> = catalog
+                    .get_policy(name)?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                let (policy, _) = effective_policy(i, p.as_ref(), stored.as_ref())
+                    .await
+                    .map_err(|sentence| {
+                        anyhow::anyhow!(
+                            "{}: `instance.{name}.policy`: {} refuses it: {sentence}",
+                            config.path.display(),
+                            i.provider.as_deref().unwrap_or_default()
+                        )
+                    })?;
+                Some(policy)
+            }
+            None => None,
+        };
+        instances.insert(
+            name.clone(),
+            Arc::new(Managed {
+                config: i.clone(),
+                provider,
+                tz: i
+                    .timezone
+                    .clone()
+                    .unwrap_or_else(|| config.daemon.timezone.clone()),
+                policy: RwLock::new(policy),
+            }),
+        );
+    }
+    let tasks = TaskCenter::new(catalog.clone(), clock.clone());
+    let service = Arc::new(Service {
+        scheduler: tokio::sync::Mutex::new(None),
+        config,
+        storages: daemon.storages.clone(),
+        instances,
+        catalog,
+        tasks,
+        clock,
+        links,
+    });
+    service.recover().await?;
+    Ok(service)
+}
+
+/// Starts the scheduler, the sweeper and the progress writer.
+pub async fn start_background(service: &Arc<Service>) {
+    let d = &service.config.daemon;
+    let per_storage = service
+        .config
+        .storages
+        .values()
+        .filter_map(|s| s.max_concurrent_backups)
+        .min()
+        .unwrap_or(d.max_concurrent_backups);
+    let limits = Limits {
+        global: NonZeroUsize::new(d.max_concurrent_backups as usize).unwrap_or(NonZeroUsize::MIN),
+        per_storage: NonZeroUsize::new(per_storage as usize).unwrap_or(NonZeroUsize::MIN),
+    };
+    let scheduler = Scheduler::new(
+        service.clock.clone(),
+        Arc::new(ScheduledBackups(service.clone())),
+        Arc::new(CatalogWindows(service.catalog.clone())),
+        limits,
+    );
+    *service.scheduler.lock().await = Some(scheduler.spawn(service.plans()));
+
+    let s = service.clone();
+    tokio::spawn(async move {
+        loop {
+            s.tasks.flush_progress();
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    let s = service.clone();
+    tokio::spawn(async move {
+        loop {
+            match s.sweep().await {
+                Ok(d) if !d.is_empty() => tracing::info!(deleted = d.len(), "retention sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::error!("retention sweep: {e}"),
+            }
+            let next = s.clock.now() + jiff::SignedDuration::from_secs(60);
+            s.clock.sleep_until(next).await;
+        }
+    });
+}

@@ -1,0 +1,849 @@
+//! What the daemon does for its instances, whoever asks (the REST API, the
+//! scheduler, the sweeper): backups, restores, clones, archive copies,
+//! retention, download links, policies; each as a task of the task center,
+//! recorded in the catalog.
+//!
+//! Owns: the provider's rules at the door (a request the provider forbids
+//! is refused with its sentence), the catalog kept in step with storage,
+//! and the clean-up after a crash. Must not: speak HTTP (`api/`) or decide
+//! when automatic backups run (`schedule/`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{self, Kind, Manifest, Stamp};
+use crate::catalog::{BackupQuery, BackupRecord, BackupStatus, Catalog, TaskKind};
+use crate::config::{Config, InstanceConfig};
+use crate::links::LinkKey;
+use crate::provider::{BackupKind, Policy, Provider, RestoreMode};
+use crate::schedule::Clock;
+use crate::storage::{Network, Storage};
+use crate::tasks::{Activity, NewTask, Task, TaskCenter};
+
+/// Why a request was not carried out; the API maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    NotFound(String),
+    /// The provider forbids it; the text is the provider's sentence.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<crate::catalog::CatalogError> for ServiceError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::tasks::StartError> for ServiceError {
+    fn from(e: crate::tasks::StartError) -> Self {
+        match e {
+            crate::tasks::StartError::Busy { .. } => ServiceError::Conflict(e.to_string()),
+            crate::tasks::StartError::Catalog(c) => c.into(),
+        }
+    }
+}
+
+/// An instance as the daemon runs it.
+pub struct Managed {
+    pub config: InstanceConfig,
+    pub provider: Option<Arc<dyn Provider>>,
+    pub tz: jiff::tz::TimeZone,
+    /// The policy in force (provider-validated); `None` without a provider.
+    pub policy: RwLock<Option<Policy>>,
+}
+
+/// What a restore request asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// `in-place`, `keys` or `clone`.
+    pub mode: RestoreMode,
+    /// For `keys`: `k1;k2;user:*`.
+    pub keys: Option<String>,
+    pub db: Option<u64>,
+    /// For `clone`: an empty Redis to restore into...
+    pub target: Option<String>,
+    /// ...or a new local redis-server on this port and data directory.
+    pub spawn_port: Option<u16>,
+    pub spawn_dir: Option<std::path::PathBuf>,
+    /// The instance password, when the provider asks for it as confirmation.
+    pub password: Option<String>,
+    /// Keys: keep existing keys instead of replacing them.
+    #[serde(default)]
+    pub no_replace: bool,
+}
+
+/// A download link handed out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub url: String,
+    pub network: Network,
+    pub expires_at: String,
+    /// How the provider words this kind of link.
+    pub label: Option<String>,
+    /// `storage` (presigned by the storage) or `daemon` (served here).
+    pub served_by: &'static str,
+}
+
+pub struct Service {
+    /// The scheduler, told when a policy changes.
+    pub scheduler: tokio::sync::Mutex<Option<crate::schedule::SchedulerHandle>>,
+    pub config: Config,
+    pub storages: BTreeMap<String, Arc<dyn Storage>>,
+    pub instances: BTreeMap<String, Arc<Managed>>,
+    pub catalog: Arc<Catalog>,
+    pub tasks: Arc<TaskCenter>,
+    pub clock: Arc<dyn Clock>,
+    pub links: LinkKey,
+}
+
+impl Service {
+    pub fn instance(&self, name: &str) -> Result<&Arc<Managed>, ServiceError> {
+        self.instances.get(name).ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no instance '{name}'; configured: {}",
+                crate::config::join_or_none(self.instances.keys())
+            ))
+        })
+    }
+
+    fn storage(&self, name: &str) -> Result<Arc<dyn Storage>, ServiceError> {
+        self.storages.get(name).cloned().ok_or_else(|| {
+            ServiceError::Unavailable(format!("storage '{name}' is not open; see /health for why"))
+        })
+    }
+
+    pub fn backup_record(&self, id: &str) -> Result<BackupRecord, ServiceError> {
+        self.catalog
+            .get_backup(id)?
+            .filter(|b| b.status == BackupStatus::Complete)
+            .ok_or_else(|| ServiceError::NotFound(format!("no complete backup '{id}'")))
+    }
+
+    fn manifest_of(&self, b: &BackupRecord) -> Result<Manifest, ServiceError> {
+        match b.manifest() {
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(ServiceError::Internal(format!(
+                "backup {}: the catalog's copy of the manifest is unreadable ({e}); run `redback catalog rebuild`",
+                b.id
+            ))),
+            None => Err(ServiceError::Internal(format!(
+                "backup {}: the catalog holds no manifest for it; run `redback catalog rebuild`",
+                b.id
+            ))),
+        }
+    }
+
+    /// Starts a backup task and returns its id; the backup runs on.
+    pub fn backup_now(
+        self: &Arc<Self>,
+        instance: &str,
+        text: Option<String>,
+    ) -> Result<String, ServiceError> {
+        let m = self.instance(instance)?.clone();
+        let task = self.start_backup_task(&m)?;
+        let id = task.id.clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.run_backup(&m, Kind::Manual, text, task).await;
+        });
+        Ok(id)
+    }
+
+    fn start_backup_task(&self, m: &Managed) -> Result<Task, ServiceError> {
+        self.storage(&m.config.storage)?;
+        Ok(self.tasks.start(NewTask {
+            kind: TaskKind::Backup,
+            instance: Some(&m.config.name),
+            backup_id: None,
+            activity: Some(|task, _| Activity::BackingUp { task }),
+            detail: serde_json::json!({}),
+        })?)
+    }
+
+    /// Takes a backup in `task` and records it; what the scheduler awaits.
+    pub async fn run_backup(
+        &self,
+        m: &Managed,
+        kind: Kind,
+        text: Option<String>,
+        task: Task,
+    ) -> Result<Manifest, String> {
+        let storage = match self.storage(&m.config.storage) {
+            Ok(s) => s,
+            Err(e) => {
+                task.fail(e.to_string(), None);
+                return Err(e.to_string());
+            }
+        };
+        let started = self.clock.now();
+        let retention_days = m
+            .policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|p| p.retention_days);
+        let stamp = Stamp {
+            id: backup::new_backup_id(started),
+            started,
+            provider: m.config.provider.clone(),
+            retention_until: retention_days.and_then(|d| {
+                started
+                    .checked_add(jiff::SignedDuration::from_hours(24 * d as i64))
+                    .ok()
+            }),
+        };
+        let (data_key, manifest_key) = backup::object_keys(&m.config, &stamp.id);
+        // Recorded before the first byte, so a crash can be cleaned up.
+        let pending = BackupRecord {
+            id: stamp.id.clone(),
+            instance: m.config.name.clone(),
+            storage: m.config.storage.clone(),
+            kind,
+            name: text.clone(),
+            started_at: started,
+            finished_at: None,
+            status: BackupStatus::Running,
+            stored_bytes: 0,
+            raw_bytes: 0,
+            source_address: None,
+            source_role: None,
+            redis_version: None,
+            rdb_version: None,
+            data_key: Some(data_key),
+            manifest_key: Some(manifest_key.clone()),
+            sha256: None,
+            retention_until: stamp.retention_until,
+            archived: None,
+            manifest_json: None,
+        };
+        if let Err(e) = self.catalog.upsert_backup(&pending) {
+            task.fail(e.to_string(), None);
+            return Err(e.to_string());
+        }
+        let request = backup::Request { kind, name: text };
+        let progress = backup::Progress::default();
+        let counters = task.progress.clone();
+        let run = backup::run_stamped(&m.config, storage, &request, stamp.clone(), &progress);
+        tokio::pin!(run);
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    counters.bytes_done.store(progress.raw_bytes.load(Relaxed), Relaxed);
+                }
+            }
+        };
+        match result {
+            Ok(manifest) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                counters.bytes_done.store(manifest.data.raw_bytes, Relaxed);
+                counters.bytes_total.store(manifest.data.raw_bytes, Relaxed);
+                if let Err(e) =
+                    self.catalog
+                        .record_manifest(&m.config.storage, &manifest, &manifest_key)
+                {
+                    task.fail(
+                        format!("the backup is stored but the catalog failed: {e}"),
+                        None,
+                    );
+                    return Err(e.to_string());
+                }
+                task.succeed(Some(serde_json::json!({ "backup_id": manifest.id })));
+                if let Some(archive) = &m.config.archive_storage {
+                    let _ = self.archive(m, &manifest, archive).await;
+                }
+                Ok(manifest)
+            }
+            Err(e) => {
+                let _ = self
+                    .catalog
+                    .set_backup_status(&stamp.id, BackupStatus::Failed);
+                let msg = e.to_string();
+                task.fail(
+                    msg.clone(),
+                    Some(serde_json::json!({ "backup_id": stamp.id })),
+                );
+                Err(msg)
+            }
+        }
+    }
+
+    /// Copies a complete backup to the archive storage: data, then manifest.
+    async fn archive(&self, m: &Managed, manifest: &Manifest, archive: &str) -> Result<(), String> {
+        let task = match self.tasks.start(NewTask {
+            kind: TaskKind::Archive,
+            instance: Some(&m.config.name),
+            backup_id: Some(&manifest.id),
+            activity: None,
+            detail: serde_json::json!({ "archive_storage": archive }),
+        }) {
+            Ok(t) => t,
+            Err(e) => return Err(e.to_string()),
+        };
+        let r = async {
+            let from = self.storage(&m.config.storage).map_err(|e| e.to_string())?;
+            let to = self.storage(archive).map_err(|e| e.to_string())?;
+            let (_, manifest_key) = backup::object_keys(&m.config, &manifest.id);
+            copy_object(from.as_ref(), to.as_ref(), &manifest.data.key, &task).await?;
+            copy_object(from.as_ref(), to.as_ref(), &manifest_key, &task).await?;
+            self.catalog
+                .set_archived(&manifest.id, archive, self.clock.now())
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match &r {
+            Ok(()) => task.succeed(None),
+            Err(e) => task.fail(e.clone(), None),
+        }
+        r
+    }
+
+    /// Backups of `instance` in the catalog.
+    pub fn list_backups(&self, q: &BackupQuery) -> Result<Vec<BackupRecord>, ServiceError> {
+        Ok(self.catalog.list_backups(q)?)
+    }
+
+    /// Checks a restore against the provider's rules, then starts it.
+    pub fn restore(
+        self: &Arc<Self>,
+        backup_id: &str,
+        req: RestoreRequest,
+    ) -> Result<String, ServiceError> {
+        let b = self.backup_record(backup_id)?;
+        let m = self.instance(&b.instance)?.clone();
+        if let Some(p) = &m.provider {
+            let d = p.descriptor();
+            if !d.restore_modes.contains(&req.mode) {
+                return Err(ServiceError::Forbidden(format!(
+                    "{} does not offer a {} restore; it offers: {}",
+                    d.display_name,
+                    mode_word(req.mode),
+                    d.restore_modes
+                        .iter()
+                        .map(|m| mode_word(*m))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if d.password_confirms.contains(&req.mode) {
+                let expected = m
+                    .config
+                    .password
+                    .as_ref()
+                    .map(|s| s.expose().as_bytes().to_vec());
+                let given = req.password.as_deref().map(str::as_bytes);
+                let ok = match (expected.as_deref(), given) {
+                    (Some(e), Some(g)) => crate::links::same_secret(e, g),
+                    (None, Some(g)) => g.is_empty(),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(ServiceError::Forbidden(format!(
+                        "a {} restore of instance '{}' needs the instance password as confirmation; the password given {}",
+                        mode_word(req.mode),
+                        m.config.name,
+                        if req.password.is_some() {
+                            "does not match"
+                        } else {
+                            "is missing"
+                        }
+                    )));
+                }
+            }
+        }
+        let manifest = self.manifest_of(&b)?;
+        let storage = self.storage(&b.storage)?;
+        let (kind, activity): (TaskKind, fn(String, String) -> Activity) = match req.mode {
+            RestoreMode::InPlace => (TaskKind::Restore, |task, backup_id| {
+                Activity::RecoveringByBackup { task, backup_id }
+            }),
+            RestoreMode::Keys => (TaskKind::Restore, |task, backup_id| {
+                Activity::RecoveringByKey { task, backup_id }
+            }),
+            RestoreMode::Clone => (TaskKind::Clone, |task, backup_id| Activity::Cloning {
+                task,
+                backup_id,
+            }),
+        };
+        let scope = match req.mode {
+            RestoreMode::InPlace => crate::restore::Scope::WholeInPlace,
+            RestoreMode::Keys => crate::restore::Scope::Keys {
+                filter: crate::restore::KeyFilter::parse(req.keys.as_deref().unwrap_or(""))
+                    .ok_or_else(|| {
+                        ServiceError::BadRequest(
+                            "a keys restore needs `keys`, e.g. \"k1;k2;user:*\"".into(),
+                        )
+                    })?,
+                db: req.db,
+            },
+            RestoreMode::Clone => {
+                if req.target.is_none() && req.spawn_port.is_none() {
+                    return Err(ServiceError::BadRequest(
+                        "a clone needs `target` (an empty Redis) or `spawn_port` and `spawn_dir` (a new local redis-server)".into(),
+                    ));
+                }
+                crate::restore::Scope::CloneInto { force: false }
+            }
+        };
+        let task = self.tasks.start(NewTask {
+            kind,
+            instance: Some(&m.config.name),
+            backup_id: Some(backup_id),
+            activity: Some(activity),
+            detail: serde_json::json!({
+                "mode": mode_word(req.mode),
+                "keys": req.keys,
+                "target": req.target,
+                "spawn_port": req.spawn_port,
+            }),
+        })?;
+        let id = task.id.clone();
+        tokio::spawn(async move {
+            let progress = Arc::new(crate::restore::Progress::default());
+            let r: Result<serde_json::Value, String> = async {
+                if req.mode == RestoreMode::Clone && req.target.is_none() {
+                    let port = req.spawn_port.unwrap_or_default();
+                    let dir = req
+                        .spawn_dir
+                        .clone()
+                        .ok_or("a spawned clone needs `spawn_dir`")?;
+                    let opts = crate::restore::spawn::SpawnOptions {
+                        redis_server: "redis-server".into(),
+                        port,
+                        dir,
+                        bind: "127.0.0.1".into(),
+                    };
+                    let s = crate::restore::spawn::clone_to_new_server(storage, &manifest, &opts)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return serde_json::to_value(s).map_err(|e| e.to_string());
+                }
+                let addr = req
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| m.config.address.clone());
+                let ep = crate::backup::endpoint_for(&m.config, &addr);
+                let opts = crate::restore::Options {
+                    scope,
+                    replace: !req.no_replace,
+                    best_effort: false,
+                };
+                let report = crate::restore::run(storage, &manifest, &ep, opts, progress.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::to_value(report).map_err(|e| e.to_string())
+            }
+            .await;
+            use std::sync::atomic::Ordering::Relaxed;
+            task.progress
+                .bytes_done
+                .store(progress.raw_bytes.load(Relaxed), Relaxed);
+            task.progress
+                .keys_done
+                .store(progress.keys.load(Relaxed), Relaxed);
+            match r {
+                Ok(v) => task.succeed(Some(v)),
+                Err(e) => task.fail(e, None),
+            }
+        });
+        Ok(id)
+    }
+
+    /// A download link for a backup: the storage's presigned URL for the
+    /// network when it has one, else a link the daemon serves, with the
+    /// provider's lifetime for that network (1 hour without a provider).
+    pub async fn download_link(
+        &self,
+        backup_id: &str,
+        network: Network,
+    ) -> Result<Link, ServiceError> {
+        let b = self.backup_record(backup_id)?;
+        let m = self.instance(&b.instance)?;
+        let (ttl, label) = match &m.provider {
+            Some(p) => {
+                let d = p.descriptor();
+                let l = d
+                    .download_links
+                    .iter()
+                    .find(|l| l.network == network)
+                    .ok_or_else(|| {
+                        ServiceError::Forbidden(format!(
+                            "{} offers no download link for the {} network",
+                            d.display_name,
+                            match network {
+                                Network::Internal => "internal",
+                                Network::Public => "public",
+                            }
+                        ))
+                    })?;
+                (l.ttl_secs, Some(l.label.clone()))
+            }
+            None => (3600, None),
+        };
+        let storage = self.storage(&b.storage)?;
+        let now = self.clock.now();
+        let expires = now.as_second() + ttl as i64;
+        let expires_at = jiff::Timestamp::from_second(expires)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let data_key = b.data_key.clone().unwrap_or_default();
+        match storage.presign_get(&data_key, ttl, network).await {
+            Ok(Some(url)) => Ok(Link {
+                url,
+                network,
+                expires_at,
+                label,
+                served_by: "storage",
+            }),
+            Ok(None) => Ok(Link {
+                url: format!(
+                    "{}/download/{}",
+                    self.config.daemon.public_url,
+                    self.links.mint(backup_id, expires)
+                ),
+                network,
+                expires_at,
+                label,
+                served_by: "daemon",
+            }),
+            Err(e) => Err(ServiceError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Deletes backups past their retention (manifest first, so a half-done
+    /// delete never leaves something that looks like a backup), keeping the
+    /// newest `keep_last` complete ones of each instance; and archived
+    /// copies past the archive's retention. Returns the ids deleted.
+    pub async fn sweep(&self) -> Result<Vec<String>, ServiceError> {
+        let now = self.clock.now();
+        let mut deleted = Vec::new();
+        for b in self.catalog.expired_backups(now)? {
+            let Some(m) = self.instances.get(&b.instance) else {
+                continue;
+            };
+            if m.config.keep_last > 0 {
+                let newest = self.catalog.list_backups(&BackupQuery {
+                    instance: Some(b.instance.clone()),
+                    status: Some(BackupStatus::Complete),
+                    limit: Some(m.config.keep_last),
+                    ..Default::default()
+                })?;
+                if newest.iter().any(|n| n.id == b.id) {
+                    continue;
+                }
+            }
+            let Ok(storage) = self.storage(&b.storage) else {
+                continue;
+            };
+            let task = self.tasks.start(NewTask {
+                kind: TaskKind::Sweep,
+                instance: Some(&b.instance),
+                backup_id: Some(&b.id),
+                activity: None,
+                detail: serde_json::json!({ "retention_until": b.retention_until.map(|t| t.to_string()) }),
+            })?;
+            let r = async {
+                for key in [b.manifest_key.as_deref(), b.data_key.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    match storage.delete(key).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                self.catalog
+                    .set_backup_status(&b.id, BackupStatus::Deleted)
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match r {
+                Ok(()) => {
+                    task.succeed(None);
+                    deleted.push(b.id.clone());
+                }
+                Err(e) => task.fail(e, None),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// At start-up: tasks a crash cut off are marked failed, and the
+    /// objects of backups that never completed are removed. A backup whose
+    /// manifest did make it to storage is complete after all and is kept.
+    pub async fn recover(&self) -> Result<(), ServiceError> {
+        for t in self.catalog.interrupted_tasks()? {
+            self.catalog
+                .mark_interrupted(&t.id, crate::catalog::INTERRUPTED_MESSAGE)?;
+            tracing::warn!(task = %t.id, "marked failed: the daemon stopped while it ran");
+        }
+        let running = self.catalog.list_backups(&BackupQuery {
+            status: Some(BackupStatus::Running),
+            ..Default::default()
+        })?;
+        for b in running {
+            let Ok(storage) = self.storage(&b.storage) else {
+                continue;
+            };
+            let manifest_key = b.manifest_key.clone().unwrap_or_default();
+            if let Ok(bytes) = backup::read_all(storage.as_ref(), &manifest_key, 1 << 20).await
+                && let Ok(manifest) = Manifest::from_json(&bytes)
+            {
+                self.catalog
+                    .record_manifest(&b.storage, &manifest, &manifest_key)?;
+                continue;
+            }
+            if let Some(k) = &b.data_key {
+                let _ = storage.delete(k).await;
+            }
+            self.catalog
+                .set_backup_status(&b.id, BackupStatus::Failed)?;
+            tracing::warn!(backup = %b.id, "removed the objects of a backup cut off by a stop");
+        }
+        Ok(())
+    }
+
+    /// Sets an instance's policy through the provider; stored in the
+    /// catalog so it outlives a restart.
+    pub async fn set_policy(
+        &self,
+        instance: &str,
+        requested: Policy,
+    ) -> Result<Policy, ServiceError> {
+        let m = self.instance(instance)?;
+        let p = m.provider.as_ref().ok_or_else(|| {
+            ServiceError::BadRequest(format!(
+                "instance '{instance}' has no provider, so no automatic backups; set `provider` in its config"
+            ))
+        })?;
+        let accepted = match p.validate_policy(&requested).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(sentence)) => return Err(ServiceError::Forbidden(sentence)),
+            Err(e) => return Err(ServiceError::Internal(format!("{e:#}"))),
+        };
+        let v =
+            serde_json::to_value(&accepted).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.catalog.set_policy(instance, &v)?;
+        *m.policy.write().unwrap_or_else(|p| p.into_inner()) = Some(accepted.clone());
+        Ok(accepted)
+    }
+
+    /// Hands the scheduler the current plans after a policy change.
+    pub async fn policies_changed(&self) {
+        if let Some(h) = self.scheduler.lock().await.as_ref()
+            && let Err(e) = h.replace_plans(self.plans()).await
+        {
+            tracing::error!("the scheduler did not take the new policy: {e}");
+        }
+    }
+
+    /// The stored object of a backup as a byte stream, or (`plain`) the RDB
+    /// inside it, decompressed on the fly; with a file name and, when
+    /// known, the length.
+    pub async fn download_stream(
+        &self,
+        backup_id: &str,
+        plain: bool,
+    ) -> Result<(ByteStream, String, Option<u64>), ServiceError> {
+        let b = self.backup_record(backup_id)?;
+        let manifest = self.manifest_of(&b)?;
+        let storage = self.storage(&b.storage)?;
+        let key = manifest.data.key.clone();
+        let compressed = matches!(
+            manifest.data.compression,
+            crate::config::Compression::Zstd { .. }
+        );
+        let mut download = storage
+            .open_download(&key, 0, None)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        let name = format!(
+            "{}-{}.rdb{}",
+            b.instance,
+            b.id,
+            if compressed && !plain { ".zst" } else { "" }
+        );
+        let len = if plain && compressed {
+            Some(manifest.data.raw_bytes)
+        } else {
+            Some(manifest.data.stored_bytes)
+        };
+        if plain && compressed {
+            // Download -> channel -> zstd decoder on a blocking thread -> body.
+            let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+            tokio::spawn(async move {
+                loop {
+                    match download.read(1 << 20).await {
+                        Ok(c) if c.is_empty() => break,
+                        Ok(c) => {
+                            if raw_tx.send(bytes::Bytes::from(c)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("download of {key} failed: {e}");
+                            break;
+                        }
+                    }
+                }
+            });
+            let out = tx.clone();
+            tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut dec =
+                    match zstd::stream::read::Decoder::new(crate::pipe::ChannelReader::new(raw_rx))
+                    {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = out.blocking_send(Err(e));
+                            return;
+                        }
+                    };
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    match dec.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if out
+                                .blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = out.blocking_send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+        } else {
+            tokio::spawn(async move {
+                loop {
+                    match download.read(1 << 20).await {
+                        Ok(c) if c.is_empty() => break,
+                        Ok(c) => {
+                            if tx.send(Ok(bytes::Bytes::from(c))).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        Ok((Box::pin(tokio_stream_from(rx)), name, len))
+    }
+
+    /// The scheduler's plans: every instance with a provider and a policy.
+    pub fn plans(&self) -> Vec<crate::schedule::Plan> {
+        self.instances
+            .values()
+            .filter_map(|m| {
+                let policy = m.policy.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+                Some(crate::schedule::Plan {
+                    instance: m.config.name.clone(),
+                    storage: m.config.storage.clone(),
+                    policy,
+                    tz: m.tz.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The automatic backups the scheduler starts.
+pub struct ScheduledBackups(pub Arc<Service>);
+
+#[async_trait::async_trait]
+impl crate::schedule::Runner for ScheduledBackups {
+    async fn run(
+        &self,
+        window: &crate::schedule::Window,
+        attempt: u32,
+        delayed: bool,
+    ) -> Result<(), String> {
+        let m = self
+            .0
+            .instance(&window.instance)
+            .map_err(|e| e.to_string())?
+            .clone();
+        let task = self.0.start_backup_task(&m).map_err(|e| e.to_string())?;
+        tracing::info!(instance = %m.config.name, window = %window.id, attempt, delayed, "automatic backup");
+        self.0
+            .run_backup(&m, Kind::Automatic, None, task)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A body of bytes for the API.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Streams `key` from one storage into another.
+async fn copy_object(
+    from: &dyn Storage,
+    to: &dyn Storage,
+    key: &str,
+    task: &Task,
+) -> Result<(), String> {
+    let mut d = from
+        .open_download(key, 0, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut up = to.start_upload(key).await.map_err(|e| e.to_string())?;
+    loop {
+        let chunk = d.read(1 << 20).await.map_err(|e| e.to_string())?;
+        if chunk.is_empty() {
+            break;
+        }
+        task.progress
+            .bytes_done
+            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        up.write(&chunk).await.map_err(|e| e.to_string())?;
+    }
+    up.finish().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+pub fn mode_word(m: RestoreMode) -> &'static str {
+    match m {
+        RestoreMode::InPlace => "in-place",
+        RestoreMode::Keys => "keys",
+        RestoreMode::Clone => "clone",
+    }
+}
+
+/// The provider's kind of a backup.
+pub fn backup_kind(k: Kind) -> BackupKind {
+    match k {
+        Kind::Automatic => BackupKind::Automatic,
+        Kind::Manual => BackupKind::Manual,
+    }
+}
