@@ -307,15 +307,7 @@ impl Catalog {
     }
 
     pub fn get_backup(&self, id: &str) -> Result<Option<BackupRecord>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!("{SELECT} WHERE id = ?1"))
-            .map_err(|e| self.sql(e))?;
-        let mut rows = stmt.query([id]).map_err(|e| self.sql(e))?;
-        match rows.next().map_err(|e| self.sql(e))? {
-            Some(row) => read_backup(&self.path, row).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.select_backups(" WHERE id = ?1", [id])?.pop())
     }
 
     /// Sets the status of a backup; an unknown id is an error.
@@ -369,16 +361,9 @@ impl Catalog {
         sql: &str,
         args: impl rusqlite::Params,
     ) -> Result<Vec<BackupRecord>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!("{SELECT}{sql}"))
-            .map_err(|e| self.sql(e))?;
-        let mut rows = stmt.query(args).map_err(|e| self.sql(e))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
-            out.push(read_backup(&self.path, row)?);
-        }
-        Ok(out)
+        self.select_rows(&format!("{SELECT}{sql}"), args, |row| {
+            read_backup(&self.path, row)
+        })
     }
 
     /// The backups `q` selects, newest first (by `started_at`, then id).

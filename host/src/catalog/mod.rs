@@ -173,6 +173,23 @@ impl Catalog {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs the query `sql` and reads every row with `read`.
+    fn select_rows<T>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, CatalogError>,
+    ) -> Result<Vec<T>, CatalogError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let mut rows = stmt.query(args).map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
+            out.push(read(row)?);
+        }
+        Ok(out)
+    }
+
     /// Maps an SQLite error to one naming this catalog's file.
     fn sql(&self, source: rusqlite::Error) -> CatalogError {
         CatalogError::Sql {

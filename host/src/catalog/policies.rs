@@ -53,20 +53,18 @@ impl Catalog {
         sql: &str,
         args: impl rusqlite::Params,
     ) -> Result<BTreeMap<String, serde_json::Value>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!("SELECT instance, policy FROM policies{sql}"))
-            .map_err(|e| self.sql(e))?;
-        let mut rows = stmt.query(args).map_err(|e| self.sql(e))?;
-        let mut out = BTreeMap::new();
-        while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
-            let r = RowReader::new(&self.path, "policies", row)?;
-            let text: String = r.get(1)?;
-            let policy = serde_json::from_str(&text)
-                .map_err(|e| r.bad(1, format!("holds invalid JSON: {e}")))?;
-            out.insert(r.id, policy);
-        }
-        Ok(out)
+        let rows = self.select_rows(
+            &format!("SELECT instance, policy FROM policies{sql}"),
+            args,
+            |row| {
+                let r = RowReader::new(&self.path, "policies", row)?;
+                let text: String = r.get(1)?;
+                let policy = serde_json::from_str(&text)
+                    .map_err(|e| r.bad(1, format!("holds invalid JSON: {e}")))?;
+                Ok((r.id, policy))
+            },
+        )?;
+        Ok(rows.into_iter().collect())
     }
 }
 

@@ -125,16 +125,9 @@ impl Catalog {
         sql: &str,
         args: impl rusqlite::Params,
     ) -> Result<Vec<TaskRecord>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&format!("{SELECT}{sql}"))
-            .map_err(|e| self.sql(e))?;
-        let mut rows = stmt.query(args).map_err(|e| self.sql(e))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
-            out.push(read_task(&self.path, row)?);
-        }
-        Ok(out)
+        self.select_rows(&format!("{SELECT}{sql}"), args, |row| {
+            read_task(&self.path, row)
+        })
     }
 
     /// Why a change to task `id` did nothing: it is unknown, or has ended.

@@ -76,28 +76,25 @@ impl Catalog {
         instance: &str,
         window_id: &str,
     ) -> Result<Option<WindowRecord>, CatalogError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT instance || '/' || window_id, instance, window_id, outcome, attempts, \
-                 message, at FROM schedule_windows WHERE instance = ?1 AND window_id = ?2",
-            )
-            .map_err(|e| self.sql(e))?;
-        let mut rows = stmt.query([instance, window_id]).map_err(|e| self.sql(e))?;
-        let Some(row) = rows.next().map_err(|e| self.sql(e))? else {
-            return Ok(None);
-        };
-        let r = RowReader::new(&self.path, "schedule_windows", row)?;
-        let attempts: i64 = r.get(4)?;
-        Ok(Some(WindowRecord {
-            instance: r.get(1)?,
-            window_id: r.get(2)?,
-            outcome: r.word(3, WindowOutcome::parse, &WindowOutcome::expected())?,
-            attempts: u32::try_from(attempts)
-                .map_err(|_| r.bad(4, format!("holds {attempts}, not a count")))?,
-            message: r.get(5)?,
-            at: r.time(6)?,
-        }))
+        let rows = self.select_rows(
+            "SELECT instance || '/' || window_id, instance, window_id, outcome, attempts, \
+             message, at FROM schedule_windows WHERE instance = ?1 AND window_id = ?2",
+            [instance, window_id],
+            |row| {
+                let r = RowReader::new(&self.path, "schedule_windows", row)?;
+                let attempts: i64 = r.get(4)?;
+                Ok(WindowRecord {
+                    instance: r.get(1)?,
+                    window_id: r.get(2)?,
+                    outcome: r.word(3, WindowOutcome::parse, &WindowOutcome::expected())?,
+                    attempts: u32::try_from(attempts)
+                        .map_err(|_| r.bad(4, format!("holds {attempts}, not a count")))?,
+                    message: r.get(5)?,
+                    at: r.time(6)?,
+                })
+            },
+        )?;
+        Ok(rows.into_iter().next())
     }
 }
 
