@@ -160,16 +160,20 @@ pub async fn service(daemon: &Daemon, clock: Arc<dyn Clock>) -> anyhow::Result<A
 /// Starts the scheduler, the sweeper and the progress writer.
 pub async fn start_background(service: &Arc<Service>) {
     let d = &service.config.daemon;
-    let per_storage = service
-        .config
-        .storages
-        .values()
-        .filter_map(|s| s.max_concurrent_backups)
-        .min()
-        .unwrap_or(d.max_concurrent_backups);
+    let global = NonZeroUsize::new(d.max_concurrent_backups as usize).unwrap_or(NonZeroUsize::MIN);
+    // A storage without a limit of its own is held only by the global one.
     let limits = Limits {
-        global: NonZeroUsize::new(d.max_concurrent_backups as usize).unwrap_or(NonZeroUsize::MIN),
-        per_storage: NonZeroUsize::new(per_storage as usize).unwrap_or(NonZeroUsize::MIN),
+        global,
+        per_storage: global,
+        storages: service
+            .config
+            .storages
+            .values()
+            .filter_map(|s| {
+                let n = NonZeroUsize::new(s.max_concurrent_backups? as usize)?;
+                Some((s.name.clone(), n))
+            })
+            .collect(),
     };
     let scheduler = Scheduler::new(
         service.clock.clone(),

@@ -36,11 +36,13 @@ pub trait Runner: Send + Sync + 'static {
 }
 
 /// How many backups run at once; a backup waits until both allow it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub global: NonZeroUsize,
-    /// Per storage name (`Plan::storage`).
+    /// Per storage name (`Plan::storage`), for a storage not in `storages`.
     pub per_storage: NonZeroUsize,
+    /// Storages with a limit of their own.
+    pub storages: HashMap<String, NonZeroUsize>,
 }
 
 impl Default for Limits {
@@ -48,6 +50,7 @@ impl Default for Limits {
         Limits {
             global: NonZeroUsize::new(4).unwrap(),
             per_storage: NonZeroUsize::new(2).unwrap(),
+            storages: HashMap::new(),
         }
     }
 }
@@ -130,7 +133,7 @@ impl Scheduler {
         });
         let mut engine = Engine {
             shared,
-            per_storage: self.limits.per_storage.get(),
+            limits: self.limits,
             storages: HashMap::new(),
             plans: HashMap::new(),
             queue: BinaryHeap::new(),
@@ -230,7 +233,7 @@ impl Ord for Due {
 /// that has not been started, due at its planned start.
 struct Engine {
     shared: Arc<Shared>,
-    per_storage: usize,
+    limits: Limits,
     storages: HashMap<String, Arc<Semaphore>>,
     plans: HashMap<String, Plan>,
     queue: BinaryHeap<Reverse<Due>>,
@@ -344,7 +347,12 @@ impl Engine {
         let storage = self
             .storages
             .entry(plan.storage.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_storage)))
+            .or_insert_with(|| {
+                let limit = self.limits.storages.get(&plan.storage);
+                Arc::new(Semaphore::new(
+                    limit.unwrap_or(&self.limits.per_storage).get(),
+                ))
+            })
             .clone();
         shared.in_flight.lock().unwrap().insert(key.clone());
         let in_flight = InFlight {

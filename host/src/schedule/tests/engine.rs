@@ -142,6 +142,7 @@ fn limits(global: usize, per_storage: usize) -> Limits {
     Limits {
         global: NonZeroUsize::new(global).unwrap(),
         per_storage: NonZeroUsize::new(per_storage).unwrap(),
+        storages: HashMap::new(),
     }
 }
 
@@ -483,6 +484,38 @@ async fn the_per_storage_limit_holds() {
     })
     .await;
     assert_eq!(runner.max_running_on("x"), Some(1));
+    assert_eq!(runner.max_running_on("y"), Some(1));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_storage_with_its_own_limit_uses_it_and_the_others_the_default() {
+    let clock = ManualClock::new(ts(MIDNIGHT));
+    let runner = Arc::new(TestRunner::gated(&clock));
+    let log = Arc::new(MemoryWindowLog::new());
+    // "x" may run two at once, "y" the default of one.
+    let plans: Vec<Plan> = ["x-1", "x-2", "x-3", "y-1", "y-2", "y-3"]
+        .into_iter()
+        .map(daily)
+        .collect();
+    let mut l = limits(10, 1);
+    l.storages.insert("x".into(), NonZeroUsize::new(2).unwrap());
+    let handle = start(&clock, &runner, &log, l, plans.clone());
+
+    clock.set(ts("2026-11-21T02:30:00Z"));
+    eventually("two on x, one on y", || runner.running_now() == 3).await;
+    settle().await;
+    assert_eq!(runner.running_on("x"), Some(2));
+    assert_eq!(runner.running_on("y"), Some(1));
+
+    runner.gate.send_replace(true);
+    eventually("all six windows", || {
+        plans
+            .iter()
+            .all(|p| log.outcome(&p.instance, "2026-11-21").is_some())
+    })
+    .await;
+    assert_eq!(runner.max_running_on("x"), Some(2));
     assert_eq!(runner.max_running_on("y"), Some(1));
     handle.shutdown().await;
 }
