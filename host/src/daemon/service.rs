@@ -9,6 +9,7 @@
 //! when automatic backups run (`schedule/`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use crate::backup::{self, Kind, Manifest, Stamp};
 use crate::catalog::{BackupQuery, BackupRecord, BackupStatus, Catalog, TaskKind};
 use crate::config::{Config, InstanceConfig};
 use crate::links::LinkKey;
-use crate::provider::{BackupKind, Policy, Provider, RestoreMode};
+use crate::provider::{Policy, Provider, RestoreMode};
 use crate::schedule::Clock;
 use crate::storage::{Network, Storage};
 use crate::tasks::{Activity, NewTask, Task, TaskCenter};
@@ -234,24 +235,16 @@ impl Service {
             return Err(e.to_string());
         }
         let request = backup::Request { kind, name: text };
-        let progress = backup::Progress::default();
-        let counters = task.progress.clone();
-        let run = backup::run_stamped(&m.config, storage, &request, stamp.clone(), &progress);
-        tokio::pin!(run);
-        let result = loop {
-            tokio::select! {
-                r = &mut run => break r,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    counters.bytes_done.store(progress.raw_bytes.load(Relaxed), Relaxed);
-                }
-            }
-        };
+        let progress = Arc::new(backup::Progress::default());
+        let p = progress.clone();
+        task.progress.follow(move || (p.raw_bytes.load(Relaxed), 0));
+        let result =
+            backup::run_stamped(&m.config, storage, &request, stamp.clone(), &progress).await;
         match result {
             Ok(manifest) => {
-                use std::sync::atomic::Ordering::Relaxed;
-                counters.bytes_done.store(manifest.data.raw_bytes, Relaxed);
-                counters.bytes_total.store(manifest.data.raw_bytes, Relaxed);
+                task.progress
+                    .bytes_total
+                    .store(manifest.data.raw_bytes, Relaxed);
                 if let Err(e) =
                     self.catalog
                         .record_manifest(&m.config.storage, &manifest, &manifest_key)
@@ -414,6 +407,12 @@ impl Service {
         let id = task.id.clone();
         tokio::spawn(async move {
             let progress = Arc::new(crate::restore::Progress::default());
+            let p = progress.clone();
+            task.progress
+                .follow(move || (p.raw_bytes.load(Relaxed), p.keys.load(Relaxed)));
+            task.progress
+                .bytes_total
+                .store(manifest.data.raw_bytes, Relaxed);
             let r: Result<serde_json::Value, String> = async {
                 if req.mode == RestoreMode::Clone && req.target.is_none() {
                     let port = req.spawn_port.unwrap_or_default();
@@ -448,13 +447,6 @@ impl Service {
                 serde_json::to_value(report).map_err(|e| e.to_string())
             }
             .await;
-            use std::sync::atomic::Ordering::Relaxed;
-            task.progress
-                .bytes_done
-                .store(progress.raw_bytes.load(Relaxed), Relaxed);
-            task.progress
-                .keys_done
-                .store(progress.keys.load(Relaxed), Relaxed);
             match r {
                 Ok(v) => task.succeed(Some(v)),
                 Err(e) => task.fail(e, None),
@@ -663,15 +655,10 @@ impl Service {
         let b = self.backup_record(backup_id)?;
         let manifest = self.manifest_of(&b)?;
         let storage = self.storage(&b.storage)?;
-        let key = manifest.data.key.clone();
         let compressed = matches!(
             manifest.data.compression,
             crate::config::Compression::Zstd { .. }
         );
-        let mut download = storage
-            .open_download(&key, 0, None)
-            .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
         let name = format!(
             "{}-{}.rdb{}",
@@ -679,80 +666,68 @@ impl Service {
             b.id,
             if compressed && !plain { ".zst" } else { "" }
         );
-        let len = if plain && compressed {
-            Some(manifest.data.raw_bytes)
-        } else {
-            Some(manifest.data.stored_bytes)
-        };
-        if plain && compressed {
-            // Download -> channel -> zstd decoder on a blocking thread -> body.
-            let (raw_tx, raw_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
-            tokio::spawn(async move {
-                loop {
-                    match download.read(1 << 20).await {
-                        Ok(c) if c.is_empty() => break,
-                        Ok(c) => {
-                            if raw_tx.send(bytes::Bytes::from(c)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("download of {key} failed: {e}");
-                            break;
-                        }
-                    }
-                }
-            });
-            let out = tx.clone();
+        if plain {
+            // The restore path's reader: download (hashed) -> zstd -> RDB.
+            let (download, mut reader) = backup::stream::open(storage, &manifest);
+            let expected = manifest.data.sha256.clone();
+            let id = b.id.clone();
+            let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
                 use std::io::Read;
-                let mut dec =
-                    match zstd::stream::read::Decoder::new(crate::pipe::ChannelReader::new(raw_rx))
-                    {
-                        Ok(d) => d,
-                        Err(e) => {
-                            let _ = out.blocking_send(Err(e));
-                            return;
-                        }
-                    };
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
-                    match dec.read(&mut buf) {
+                    match reader.read(&mut buf) {
                         Ok(0) => break,
                         Ok(n) => {
-                            if out
-                                .blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
-                                .is_err()
-                            {
-                                break;
+                            let piece = bytes::Bytes::copy_from_slice(&buf[..n]);
+                            if tx.blocking_send(Ok(piece)).is_err() {
+                                return;
                             }
                         }
                         Err(e) => {
-                            let _ = out.blocking_send(Err(e));
-                            break;
+                            let _ = tx.blocking_send(Err(e));
+                            return;
                         }
                     }
                 }
-            });
-        } else {
-            tokio::spawn(async move {
-                loop {
-                    match download.read(1 << 20).await {
-                        Ok(c) if c.is_empty() => break,
-                        Ok(c) => {
-                            if tx.send(Ok(bytes::Bytes::from(c))).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                            break;
-                        }
+                // The reader ends wherever the download stopped: the body
+                // ends cleanly only after the whole object, with the
+                // manifest's sha256, was read.
+                let problem = match runtime.block_on(download) {
+                    Ok(Ok((_, sha))) if sha == expected => return,
+                    Ok(Ok((_, sha))) => {
+                        format!("the stored object's sha256 is {sha}, the manifest says {expected}")
                     }
-                }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => format!("the download stopped: {e}"),
+                };
+                let message = format!("backup {id}: {problem}");
+                let _ = tx.blocking_send(Err(std::io::Error::other(message)));
             });
+            return Ok((Box::pin(stream_of(rx)), name, Some(manifest.data.raw_bytes)));
         }
-        Ok((Box::pin(tokio_stream_from(rx)), name, len))
+        let mut download = storage
+            .open_download(&manifest.data.key, 0, None)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        tokio::spawn(async move {
+            loop {
+                let piece = match download.read(1 << 20).await {
+                    Ok(c) if c.is_empty() => return,
+                    Ok(c) => Ok(bytes::Bytes::from(c)),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                let failed = piece.is_err();
+                if tx.send(piece).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok((
+            Box::pin(stream_of(rx)),
+            name,
+            Some(manifest.data.stored_bytes),
+        ))
     }
 
     /// The scheduler's plans: every instance with a provider and a policy.
@@ -801,7 +776,7 @@ impl crate::schedule::Runner for ScheduledBackups {
 pub type ByteStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
 
-fn tokio_stream_from(
+fn stream_of(
     mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -826,7 +801,7 @@ async fn copy_object(
         }
         task.progress
             .bytes_done
-            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(chunk.len() as u64, Relaxed);
         up.write(&chunk).await.map_err(|e| e.to_string())?;
     }
     up.finish().await.map(|_| ()).map_err(|e| e.to_string())
@@ -837,13 +812,5 @@ pub fn mode_word(m: RestoreMode) -> &'static str {
         RestoreMode::InPlace => "in-place",
         RestoreMode::Keys => "keys",
         RestoreMode::Clone => "clone",
-    }
-}
-
-/// The provider's kind of a backup.
-pub fn backup_kind(k: Kind) -> BackupKind {
-    match k {
-        Kind::Automatic => BackupKind::Automatic,
-        Kind::Manual => BackupKind::Manual,
     }
 }

@@ -38,12 +38,38 @@ impl Activity {
     }
 }
 
-/// Counters a running task updates.
-#[derive(Debug, Default)]
+/// Counters a running task updates, or that follow the work's own
+/// counters (`follow`).
+#[derive(Default)]
 pub struct TaskProgress {
     pub bytes_done: AtomicU64,
+    /// 0 while unknown.
     pub bytes_total: AtomicU64,
     pub keys_done: AtomicU64,
+    live: Mutex<Option<LiveCounters>>,
+}
+
+type LiveCounters = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
+
+impl TaskProgress {
+    /// From now on, bytes and keys done are what `counters` says (the
+    /// backup's or restore's own progress), read when someone looks.
+    pub fn follow(&self, counters: impl Fn() -> (u64, u64) + Send + Sync + 'static) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(counters));
+    }
+
+    /// Bytes done, bytes in all (if known) and keys done, now.
+    pub fn read(&self) -> (u64, Option<u64>, u64) {
+        let (bytes, keys) = match &*self.live.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(f) => f(),
+            None => (
+                self.bytes_done.load(Ordering::Relaxed),
+                self.keys_done.load(Ordering::Relaxed),
+            ),
+        };
+        let total = self.bytes_total.load(Ordering::Relaxed);
+        (bytes, (total > 0).then_some(total), keys)
+    }
 }
 
 /// Refused: the instance is busy.
@@ -191,12 +217,7 @@ impl TaskCenter {
             .unwrap_or_else(|p| p.into_inner())
             .get(&t.id)
         {
-            t.bytes_done = p.bytes_done.load(Ordering::Relaxed);
-            t.keys_done = p.keys_done.load(Ordering::Relaxed);
-            let total = p.bytes_total.load(Ordering::Relaxed);
-            if total > 0 {
-                t.bytes_total = Some(total);
-            }
+            (t.bytes_done, t.bytes_total, t.keys_done) = p.read();
         }
     }
 
@@ -211,15 +232,14 @@ impl TaskCenter {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (id, p) in snapshot {
-            let total = p.bytes_total.load(Ordering::Relaxed);
-            if let Err(e) = self.catalog.update_task_progress(
-                &id,
-                p.bytes_done.load(Ordering::Relaxed),
-                (total > 0).then_some(total),
-                p.keys_done.load(Ordering::Relaxed),
-            ) {
-                tracing::warn!(task = %id, "cannot record progress: {e}");
-            }
+            self.write_progress(&id, &p);
+        }
+    }
+
+    fn write_progress(&self, id: &str, p: &TaskProgress) {
+        let (bytes, total, keys) = p.read();
+        if let Err(e) = self.catalog.update_task_progress(id, bytes, total, keys) {
+            tracing::warn!(task = %id, "cannot record progress: {e}");
         }
     }
 
@@ -230,7 +250,7 @@ impl TaskCenter {
         error: Option<String>,
         detail: Option<serde_json::Value>,
     ) {
-        self.flush_one(task);
+        self.write_progress(&task.id, &task.progress);
         if let Some(d) = &detail
             && let Err(e) = self.catalog.set_task_detail(&task.id, d)
         {
@@ -244,17 +264,6 @@ impl TaskCenter {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&task.id);
         self.release(task.instance.as_deref(), &task.id);
-    }
-
-    fn flush_one(&self, task: &Task) {
-        let p = &task.progress;
-        let total = p.bytes_total.load(Ordering::Relaxed);
-        let _ = self.catalog.update_task_progress(
-            &task.id,
-            p.bytes_done.load(Ordering::Relaxed),
-            (total > 0).then_some(total),
-            p.keys_done.load(Ordering::Relaxed),
-        );
     }
 }
 
