@@ -12,6 +12,18 @@ pub(crate) const PARTIAL_DIR: &str = ".redback-partial";
 
 pub(crate) use objstore::keys::{MAX_KEY_BYTES, quoted};
 
+/// The start of the name of every partial file of `key`: a 64-bit FNV-1a
+/// of the key, so `delete(key)` can find and remove the uploads of that key
+/// a dead process left behind without reading them.
+pub(crate) fn partial_tag(key: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}-")
+}
+
 /// Refuses, with `invalid-key`, exactly what the WIT lists plus the reserved
 /// partial-upload directory.
 pub(crate) fn check_key(key: &str) -> Result<(), Error> {

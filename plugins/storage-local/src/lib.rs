@@ -20,7 +20,9 @@ mod upload;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use wasip2::filesystem::types::{DescriptorStat, DescriptorType, ErrorCode, PathFlags};
+use wasip2::filesystem::types::{
+    DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+};
 
 use config::Config;
 use download::LocalDownload;
@@ -75,6 +77,37 @@ pub(crate) fn object_meta(key: String, stat: &DescriptorStat) -> ObjectMeta {
 /// now-empty parents, so deleted backups leave no empty tree behind. Stops at
 /// the first that is not empty; a race with an upload creating it is handled
 /// by the upload's retry.
+/// Removes the partial files of `key`: uploads a killed process never
+/// finished nor aborted (the contract's `delete` takes them too).
+fn remove_partials_of(config: &Config, key: &str) -> Result<(), Error> {
+    let partials = match config.root.open_at(
+        PathFlags::empty(),
+        keys::PARTIAL_DIR,
+        OpenFlags::DIRECTORY,
+        DescriptorFlags::READ,
+    ) {
+        Ok(d) => d,
+        Err(ErrorCode::NoEntry) => return Ok(()),
+        Err(code) => return Err(fs_error("open the partial uploads of", key, code)),
+    };
+    let tag = keys::partial_tag(key);
+    let entries = partials
+        .read_directory()
+        .map_err(|code| fs_error("list the partial uploads of", key, code))?;
+    while let Some(entry) = entries
+        .read_directory_entry()
+        .map_err(|code| fs_error("list the partial uploads of", key, code))?
+    {
+        if entry.name.starts_with(&tag) {
+            match partials.unlink_file_at(&entry.name) {
+                Ok(()) | Err(ErrorCode::NoEntry) => {}
+                Err(code) => return Err(fs_error("remove a partial upload of", key, code)),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn remove_empty_parents(config: &Config, key: &str) {
     for (slash, _) in key.rmatch_indices('/') {
         if config.root.remove_directory_at(&key[..slash]).is_err() {
@@ -126,6 +159,7 @@ impl Guest for StorageLocal {
     fn delete(key: String) -> Result<(), Error> {
         check_key(&key)?;
         let config = config()?;
+        remove_partials_of(&config, &key)?;
         match config.root.unlink_file_at(&key) {
             Ok(()) => {}
             // Absent, or a parent is a file: there is no such object.

@@ -11,7 +11,7 @@ use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlag
 use crate::config::Config;
 use crate::errors::fs_error;
 use crate::exports::redback::storage::backend::GuestUpload;
-use crate::keys::{PARTIAL_DIR, quoted};
+use crate::keys::{PARTIAL_DIR, partial_tag, quoted};
 use crate::object_meta;
 use crate::redback::storage::types::{Error, ObjectMeta};
 
@@ -49,10 +49,12 @@ impl LocalUpload {
                 ));
             }
         }
-        // Random, not derived from the key: several instances may upload the
-        // same key at once, and the last `finish` simply wins.
+        // Tagged with the key (so `delete` finds it) and random after that:
+        // several instances may upload the same key at once, and the last
+        // `finish` simply wins.
         let temp_path = format!(
-            "{PARTIAL_DIR}/{:016x}{:016x}.part",
+            "{PARTIAL_DIR}/{}{:016x}{:016x}.part",
+            partial_tag(&key),
             wasip2::random::random::get_random_u64(),
             wasip2::random::random::get_random_u64()
         );
