@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 
+pub mod client;
 pub mod routes;
 use serde::Serialize;
 

@@ -246,6 +246,7 @@ impl Catalog {
         id: &str,
         state: TaskState,
         error: Option<&str>,
+        at: Timestamp,
     ) -> Result<(), CatalogError> {
         if !state.is_ended() {
             return Err(self.bad_input(
@@ -261,7 +262,7 @@ impl Catalog {
                     "UPDATE tasks SET state = ?2, error = ?3, ended_at = ?4 \
                      WHERE id = ?1 AND {UNFINISHED}"
                 ),
-                params![id, state.as_str(), error, millis(Timestamp::now())],
+                params![id, state.as_str(), error, millis(at)],
             )
             .map_err(|e| self.sql(e))?;
         if changed == 0 {
@@ -282,6 +283,23 @@ impl Catalog {
             .execute(
                 "UPDATE tasks SET detail = ?2 WHERE id = ?1",
                 params![id, detail.to_string()],
+            )
+            .map_err(|e| self.sql(e))?;
+        if changed == 0 {
+            return Err(self.not_found("task", id));
+        }
+        Ok(())
+    }
+
+    /// Names the backup a running backup task is writing, once its id is
+    /// chosen (before the first byte), so a task cut off by a crash still
+    /// says which backup it left behind.
+    pub fn set_task_backup_id(&self, id: &str, backup_id: &str) -> Result<(), CatalogError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE tasks SET backup_id = ?2 WHERE id = ?1",
+                params![id, backup_id],
             )
             .map_err(|e| self.sql(e))?;
         if changed == 0 {
@@ -323,7 +341,12 @@ impl Catalog {
 
     /// Ends a task left queued or running as failed with `message` (for
     /// example [`INTERRUPTED_MESSAGE`]). Returns false if it had ended.
-    pub fn mark_interrupted(&self, id: &str, message: &str) -> Result<bool, CatalogError> {
+    pub fn mark_interrupted(
+        &self,
+        id: &str,
+        message: &str,
+        at: Timestamp,
+    ) -> Result<bool, CatalogError> {
         let changed = self
             .conn()
             .execute(
@@ -331,7 +354,7 @@ impl Catalog {
                     "UPDATE tasks SET state = 'failed', error = ?2, ended_at = ?3 \
                      WHERE id = ?1 AND {UNFINISHED}"
                 ),
-                params![id, message, millis(Timestamp::now())],
+                params![id, message, millis(at)],
             )
             .map_err(|e| self.sql(e))?;
         if changed == 0 && self.get_task(id)?.is_none() {

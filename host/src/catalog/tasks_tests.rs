@@ -58,7 +58,8 @@ fn a_task_goes_queued_running_succeeded_with_progress() {
         (500, Some(1000), 20)
     );
     let before = crate::catalog::to_stored_precision(Timestamp::now());
-    cat.finish_task("t1", TaskState::Succeeded, None).unwrap();
+    cat.finish_task("t1", TaskState::Succeeded, None, Timestamp::now())
+        .unwrap();
     let t = cat.get_task("t1").unwrap().unwrap();
     assert_eq!(t.state, TaskState::Succeeded);
     assert!(t.ended_at.unwrap() >= before);
@@ -68,7 +69,7 @@ fn a_task_goes_queued_running_succeeded_with_progress() {
     assert!(!cat.update_task_progress("t1", 1, None, 1).unwrap());
     assert_eq!(cat.get_task("t1").unwrap().unwrap().bytes_done, 500);
     let err = cat
-        .finish_task("t1", TaskState::Cancelled, None)
+        .finish_task("t1", TaskState::Cancelled, None, Timestamp::now())
         .unwrap_err();
     assert!(
         matches!(
@@ -93,16 +94,21 @@ fn finish_task_records_the_error_and_refuses_non_end_states_and_unknown_ids() {
     cat.insert_task(&task("t1", TaskKind::Clone, "orders", 100))
         .unwrap();
     assert!(matches!(
-        cat.finish_task("t1", TaskState::Running, None),
+        cat.finish_task("t1", TaskState::Running, None, Timestamp::now()),
         Err(CatalogError::BadInput { .. })
     ));
-    cat.finish_task("t1", TaskState::Failed, Some("target refused AUTH"))
-        .unwrap();
+    cat.finish_task(
+        "t1",
+        TaskState::Failed,
+        Some("target refused AUTH"),
+        Timestamp::now(),
+    )
+    .unwrap();
     let t = cat.get_task("t1").unwrap().unwrap();
     assert_eq!(t.state, TaskState::Failed);
     assert_eq!(t.error.as_deref(), Some("target refused AUTH"));
     assert!(matches!(
-        cat.finish_task("nope", TaskState::Failed, None),
+        cat.finish_task("nope", TaskState::Failed, None, Timestamp::now()),
         Err(CatalogError::NotFound { .. })
     ));
     assert!(matches!(
@@ -120,8 +126,13 @@ fn set_task_detail_replaces_the_document_even_after_the_end() {
     let cat = Catalog::open_in_memory().unwrap();
     cat.insert_task(&task("t1", TaskKind::Backup, "orders", 100))
         .unwrap();
-    cat.finish_task("t1", TaskState::Failed, Some("upload failed"))
-        .unwrap();
+    cat.finish_task(
+        "t1",
+        TaskState::Failed,
+        Some("upload failed"),
+        Timestamp::now(),
+    )
+    .unwrap();
     let detail = json!({"partial_objects": ["redback/orders/b1/dump.rdb.zst"]});
     cat.set_task_detail("t1", &detail).unwrap();
     assert_eq!(cat.get_task("t1").unwrap().unwrap().detail, detail);
@@ -139,7 +150,8 @@ fn list_tasks_filters_and_is_newest_first() {
         .unwrap();
     cat.insert_task(&task("d", TaskKind::Backup, "orders", 400))
         .unwrap();
-    cat.finish_task("d", TaskState::Cancelled, None).unwrap();
+    cat.finish_task("d", TaskState::Cancelled, None, Timestamp::now())
+        .unwrap();
     let list = |q: TaskQuery| {
         ids(&cat.list_tasks(&q).unwrap())
             .into_iter()
@@ -189,14 +201,18 @@ fn tasks_left_queued_or_running_are_found_and_failed_after_a_restart() {
         cat.update_task_progress("running", 7, None, 0).unwrap();
         cat.insert_task(&task("done", TaskKind::Backup, "orders", 50))
             .unwrap();
-        cat.finish_task("done", TaskState::Succeeded, None).unwrap();
+        cat.finish_task("done", TaskState::Succeeded, None, Timestamp::now())
+            .unwrap();
         // The daemon stops here without ending the first two.
     }
     let cat = Catalog::open(&path).unwrap();
     let left = cat.interrupted_tasks().unwrap();
     assert_eq!(ids(&left), ["queued", "running"]);
     for t in &left {
-        assert!(cat.mark_interrupted(&t.id, INTERRUPTED_MESSAGE).unwrap());
+        assert!(
+            cat.mark_interrupted(&t.id, INTERRUPTED_MESSAGE, Timestamp::now())
+                .unwrap()
+        );
     }
     assert!(cat.interrupted_tasks().unwrap().is_empty());
     let t = cat.get_task("running").unwrap().unwrap();
@@ -205,12 +221,18 @@ fn tasks_left_queued_or_running_are_found_and_failed_after_a_restart() {
     assert!(t.ended_at.is_some());
     assert_eq!(t.bytes_done, 7);
     // Ended tasks are left alone.
-    assert!(!cat.mark_interrupted("done", INTERRUPTED_MESSAGE).unwrap());
+    assert!(
+        !cat.mark_interrupted("done", INTERRUPTED_MESSAGE, Timestamp::now())
+            .unwrap()
+    );
     assert_eq!(
         cat.get_task("done").unwrap().unwrap().state,
         TaskState::Succeeded
     );
-    assert!(cat.mark_interrupted("nope", INTERRUPTED_MESSAGE).is_err());
+    assert!(
+        cat.mark_interrupted("nope", INTERRUPTED_MESSAGE, Timestamp::now())
+            .is_err()
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! lives in the library modules it calls.
 
 mod backup_cmd;
+mod catalog_cmd;
 mod config_cmd;
 mod plugin_cmd;
 mod progress;
@@ -188,6 +189,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The daemon's catalog of backups and tasks.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Check a config file and show what it resolves to, secrets masked.
     Config {
         #[command(subcommand)]
@@ -206,6 +212,19 @@ pub enum ConfigCommand {
     /// provider plugin) and print the resolved view; exits non-zero with
     /// every problem named if it is not valid.
     Check {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Make the catalog's backup list again from the manifests in storage
+    /// (after the SQLite file was lost or damaged). Tasks, the window log
+    /// and policies are kept.
+    Rebuild {
         #[arg(long)]
         config: PathBuf,
         #[arg(long)]
@@ -353,6 +372,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 });
                 restore_cmd::clone(&config, &backup, instance.as_deref(), t, force, s, json).await
             }
+            Command::Catalog {
+                command: CatalogCommand::Rebuild { config, json },
+            } => catalog_cmd::rebuild(&config, json).await,
             Command::Config {
                 command: ConfigCommand::Check { config, json },
             } => config_cmd::check(&config, json).await,

@@ -18,7 +18,7 @@ pub(super) async fn run(
     let addr = listen.unwrap_or(config.daemon.listen);
     let daemon = Daemon::start(config).await?;
     let state = Arc::new(daemon.state());
-    let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
+    let clock = clock()?;
     let service = crate::daemon::boot::service(&daemon, clock).await?;
     let token = crate::daemon::boot::api_token(&daemon)?;
     crate::daemon::boot::start_background(&service).await;
@@ -43,6 +43,43 @@ pub(super) async fn run(
         .context("the API server failed")?;
     tracing::info!("daemon stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The wall clock, or for end-to-end tests a clock read from the file
+/// named by `REDBACK_TEST_CLOCK_FILE` (an RFC 3339 time the test rewrites
+/// to move the daemon's time). Never set it in production.
+fn clock() -> anyhow::Result<Arc<dyn crate::schedule::Clock>> {
+    let Some(path) = std::env::var_os("REDBACK_TEST_CLOCK_FILE") else {
+        return Ok(Arc::new(crate::schedule::SystemClock));
+    };
+    let path = std::path::PathBuf::from(path);
+    let read = move || -> anyhow::Result<jiff::Timestamp> {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("REDBACK_TEST_CLOCK_FILE: cannot read {}", path.display()))?;
+        text.trim().parse().with_context(|| {
+            format!(
+                "REDBACK_TEST_CLOCK_FILE: {} holds `{}`, not an RFC 3339 time",
+                path.display(),
+                text.trim()
+            )
+        })
+    };
+    let clock = crate::schedule::ManualClock::new(read()?);
+    tracing::warn!(
+        "the daemon's time comes from REDBACK_TEST_CLOCK_FILE, not the system clock: for tests only"
+    );
+    let c = clock.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            match read() {
+                Ok(t) if t != crate::schedule::Clock::now(&c) => c.set(t),
+                Ok(_) => {}
+                Err(e) => tracing::error!("{e:#}"),
+            }
+        }
+    });
+    Ok(Arc::new(clock))
 }
 
 async fn shutdown_signal() {

@@ -13,6 +13,7 @@ use anyhow::Context;
 
 pub mod boot;
 pub mod providers;
+pub mod rebuild;
 pub mod service;
 
 use crate::api::{DaemonState, PluginInfo, StorageStatus};

@@ -154,7 +154,7 @@ impl Service {
         text: Option<String>,
     ) -> Result<String, ServiceError> {
         let m = self.instance(instance)?.clone();
-        let task = self.start_backup_task(&m)?;
+        let task = self.start_backup_task(&m, Kind::Manual)?;
         let id = task.id.clone();
         let this = self.clone();
         tokio::spawn(async move {
@@ -163,14 +163,14 @@ impl Service {
         Ok(id)
     }
 
-    fn start_backup_task(&self, m: &Managed) -> Result<Task, ServiceError> {
+    fn start_backup_task(&self, m: &Managed, kind: Kind) -> Result<Task, ServiceError> {
         self.storage(&m.config.storage)?;
         Ok(self.tasks.start(NewTask {
             kind: TaskKind::Backup,
             instance: Some(&m.config.name),
             backup_id: None,
             activity: Some(|task, _| Activity::BackingUp { task }),
-            detail: serde_json::json!({}),
+            detail: serde_json::json!({ "kind": kind }),
         })?)
     }
 
@@ -230,7 +230,11 @@ impl Service {
             archived: None,
             manifest_json: None,
         };
-        if let Err(e) = self.catalog.upsert_backup(&pending) {
+        if let Err(e) = self
+            .catalog
+            .upsert_backup(&pending)
+            .and_then(|()| self.catalog.set_task_backup_id(&task.id, &stamp.id))
+        {
             task.fail(e.to_string(), None);
             return Err(e.to_string());
         }
@@ -255,7 +259,9 @@ impl Service {
                     );
                     return Err(e.to_string());
                 }
-                task.succeed(Some(serde_json::json!({ "backup_id": manifest.id })));
+                task.succeed(Some(
+                    serde_json::json!({ "kind": kind, "backup_id": manifest.id }),
+                ));
                 if let Some(archive) = &m.config.archive_storage {
                     let _ = self.archive(m, &manifest, archive).await;
                 }
@@ -268,7 +274,7 @@ impl Service {
                 let msg = e.to_string();
                 task.fail(
                     msg.clone(),
-                    Some(serde_json::json!({ "backup_id": stamp.id })),
+                    Some(serde_json::json!({ "kind": kind, "backup_id": stamp.id })),
                 );
                 Err(msg)
             }
@@ -580,8 +586,11 @@ impl Service {
     /// manifest did make it to storage is complete after all and is kept.
     pub async fn recover(&self) -> Result<(), ServiceError> {
         for t in self.catalog.interrupted_tasks()? {
-            self.catalog
-                .mark_interrupted(&t.id, crate::catalog::INTERRUPTED_MESSAGE)?;
+            self.catalog.mark_interrupted(
+                &t.id,
+                crate::catalog::INTERRUPTED_MESSAGE,
+                self.clock.now(),
+            )?;
             tracing::warn!(task = %t.id, "marked failed: the daemon stopped while it ran");
         }
         let running = self.catalog.list_backups(&BackupQuery {
@@ -763,7 +772,10 @@ impl crate::schedule::Runner for ScheduledBackups {
             .instance(&window.instance)
             .map_err(|e| e.to_string())?
             .clone();
-        let task = self.0.start_backup_task(&m).map_err(|e| e.to_string())?;
+        let task = self
+            .0
+            .start_backup_task(&m, Kind::Automatic)
+            .map_err(|e| e.to_string())?;
         tracing::info!(instance = %m.config.name, window = %window.id, attempt, delayed, "automatic backup");
         self.0
             .run_backup(&m, Kind::Automatic, None, task)

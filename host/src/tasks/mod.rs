@@ -256,7 +256,10 @@ impl TaskCenter {
         {
             tracing::warn!(task = %task.id, "cannot record the task's outcome: {e}");
         }
-        if let Err(e) = self.catalog.finish_task(&task.id, state, error.as_deref()) {
+        if let Err(e) =
+            self.catalog
+                .finish_task(&task.id, state, error.as_deref(), self.clock.now())
+        {
             tracing::error!(task = %task.id, "cannot record the end of the task: {e}");
         }
         self.running

@@ -1,0 +1,719 @@
+//! The daemon end to end: `redback serve` as a process on a temp config,
+//! real redis-servers, the bundled storage and provider plugins, driven
+//! over its REST API; time comes from a file the test rewrites
+//! (`REDBACK_TEST_CLOCK_FILE`), so windows and retention are exercised
+//! without waiting for them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use redback::api::client::{Client, encode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `redback serve` process; killed on drop.
+struct Daemon {
+    child: Child,
+    client: Client,
+    log: PathBuf,
+}
+
+impl Daemon {
+    async fn start(config: &Path, clock: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
+        let log = config.with_file_name(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_redback"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("REDBACK_API_TOKEN", TOKEN)
+            .env("REDBACK_TEST_CLOCK_FILE", clock)
+            .env("REDBACK_LOG", "info,redback=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(TOKEN.into())).unwrap();
+        let mut d = Daemon { child, client, log };
+        let started = Instant::now();
+        loop {
+            if let Ok(h) = d.client.get("/health").await {
+                assert_eq!(h["status"], "ok", "{h:#}\n{}", d.log_text());
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("the daemon exited with {status}:\n{}", d.log_text());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "the daemon did not answer /health:\n{}",
+                d.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, and the exit it leads to.
+    fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls `/tasks/{id}` until the task has ended; returns it.
+    async fn task_end(&self, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let t = self.client.get(&format!("/tasks/{id}")).await.unwrap();
+            if t["state"] != "running" && t["state"] != "pending" {
+                return t;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "task {id} never ended: {t:#}\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until `f` gives `Some`.
+    async fn until<T>(&self, what: &str, mut f: impl AsyncFnMut(&Client) -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = f(&self.client).await {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{what} never happened:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sets the daemon's time.
+fn set_clock(file: &Path, t: &str) {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, t).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    clock: PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    fn new(instances: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let plugins = common::repo_root().join("target/plugins");
+        let config = dir.path().join("redback.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[daemon]
+listen = "127.0.0.1:{port}"
+plugin_dir = "{plugins}"
+state_dir = "state"
+catalog = "state/catalog.sqlite"
+timezone = "UTC"
+
+[storage.local]
+plugin = "storage-local"
+root = "backups"
+{instances}
+"#,
+                plugins = plugins.display()
+            ),
+        )
+        .unwrap();
+        // The compiled plugins are shared between the tests' daemons, so
+        // each does not compile them again.
+        let cache = common::repo_root().join("target/test-plugin-cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        std::os::unix::fs::symlink(&cache, dir.path().join("state/plugin-cache")).unwrap();
+        let clock = dir.path().join("clock");
+        Setup {
+            dir,
+            config,
+            clock,
+            port,
+        }
+    }
+
+    async fn daemon(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start(&self.config, &self.clock, self.port, env).await
+    }
+
+    fn backups_dir(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+
+    /// Every file under the backup root, relative to it.
+    fn stored_files(&self) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.backups_dir(), &self.backups_dir(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn backup_now(d: &Daemon, instance: &str, body: Value) -> Value {
+    let r = d
+        .client
+        .post(&format!("/instances/{instance}/backups"), &body)
+        .await
+        .unwrap();
+    let task = d.task_end(r["task"].as_str().unwrap()).await;
+    assert_eq!(task["state"], "succeeded", "{task:#}\n{}", d.log_text());
+    let id = task["backup_id"].as_str().unwrap();
+    d.client.get(&format!("/backups/{id}")).await.unwrap()
+}
+
+async fn download(c: &Client, url: &str) -> (http::StatusCode, Vec<u8>) {
+    use http_body_util::BodyExt;
+    let r = c.send(http::Method::GET, url, None).await.unwrap();
+    let body = r.body.collect().await.unwrap().to_bytes().to_vec();
+    (r.status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_day_over_the_api() {
+    let shop = RedisServer::start(&[]);
+    shop.fill_mixed();
+    let orders = RedisServer::start(&["--requirepass", "orders-pw"]);
+    orders.fill_mixed();
+    let s = Setup::new(&format!(
+        r#"
+[instance.shop]
+address = "{}"
+storage = "local"
+provider = "provider-jd"
+
+[instance.orders]
+address = "{}"
+password_env = "ORDERS_PW"
+storage = "local"
+provider = "provider-tencent"
+timezone = "Asia/Shanghai"
+"#,
+        shop.addr(),
+        orders.addr()
+    ));
+    // Monday 2 March 2026, 00:05 UTC (08:05 in Shanghai: Tencent's
+    // 02:00-08:00 window of the day has just closed).
+    set_clock(&s.clock, "2026-03-02T00:05:00Z");
+    let d = s.daemon(&[("ORDERS_PW", "orders-pw")]).await;
+    let c = &d.client;
+
+    // Instances, with the provider's labels.
+    let list = c.get("/instances").await.unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "shop"]);
+    assert_eq!(list[1]["state_label"], "Running");
+    assert_eq!(
+        list[0]["policy"]["window_start"],
+        json!({"hour": 2, "minute": 0})
+    );
+
+    // Policy: JD lets the days and the start time change, never retention;
+    // Tencent lets nothing but retention change.
+    let policy = json!({
+        "weekdays": ["monday", "thursday"],
+        "window_start": {"hour": 1, "minute": 0},
+        "window_end": {"hour": 2, "minute": 0},
+        "retention_days": 7
+    });
+    let r = c.put("/instances/shop/policy", &policy).await.unwrap();
+    assert_eq!(r["policy"], policy);
+    assert_eq!(
+        c.get("/instances/shop/policy").await.unwrap()["policy"],
+        policy
+    );
+    let mut bad = policy.clone();
+    bad["retention_days"] = json!(3);
+    let e = c.put("/instances/shop/policy", &bad).await.unwrap_err();
+    assert_eq!(e.code(), Some("forbidden_by_provider"), "{e}");
+    let mut tencent = c.get("/instances/orders/policy").await.unwrap()["policy"].clone();
+    tencent["weekdays"] = json!(["monday"]);
+    let e = c
+        .put("/instances/orders/policy", &tencent)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden_by_provider"), "{e}");
+
+    // Backup now: a JD name, a Tencent remark.
+    let shop_digest = shop.digest();
+    let named = backup_now(&d, "shop", json!({"name": "before-migration"})).await;
+    assert_eq!(named["name"], "before-migration");
+    assert_eq!(named["kind"], "manual");
+    assert_eq!(named["status"], "complete");
+    assert_eq!(named["started_at"], "2026-03-02T00:05:00Z");
+    assert_eq!(named["retention_until"], "2026-03-09T00:05:00Z");
+    let orders_digest = orders.digest();
+    let remarked = backup_now(&d, "orders", json!({"remark": "before the sale"})).await;
+    assert_eq!(remarked["name"], "before the sale");
+
+    // The list by time range and kind.
+    let range = |from: &str, to: &str, kind: &str| {
+        format!(
+            "/instances/shop/backups?from={}&to={}&kind={kind}",
+            encode(from),
+            encode(to)
+        )
+    };
+    let manual = c
+        .get(&range(
+            "2026-03-02T00:00:00Z",
+            "2026-03-02T01:00:00Z",
+            "manual",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ids(&manual), [named["id"].as_str().unwrap()]);
+    for empty in [
+        range("2026-03-02T00:00:00Z", "2026-03-02T01:00:00Z", "automatic"),
+        range("2026-03-02T00:06:00Z", "2026-03-03T00:00:00Z", "manual"),
+        range(
+            "2026-03-01T00:00:00+08:00",
+            "2026-03-02T08:05:00+08:00",
+            "manual",
+        ),
+    ] {
+        assert_eq!(
+            ids(&c.get(&empty).await.unwrap()),
+            Vec::<String>::new(),
+            "{empty}"
+        );
+    }
+    let e = c
+        .get("/instances/shop/backups?from=yesterday")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("bad_request"));
+
+    // A download link: local storage has no presigned URLs, so the daemon
+    // serves it, for the provider's hour.
+    let link = c
+        .post(
+            &format!("/backups/{}/download-link", named["id"].as_str().unwrap()),
+            &json!({"network": "internal"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(link["served_by"], "daemon");
+    assert_eq!(link["expires_at"], "2026-03-02T01:05:00Z");
+    let url = link["url"].as_str().unwrap();
+    let (status, stored) = download(c, url).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        hex::encode(Sha256::digest(&stored)),
+        named["sha256"].as_str().unwrap()
+    );
+    let (status, rdb) = download(c, &format!("{url}?format=rdb")).await;
+    assert_eq!(status, 200);
+    assert!(rdb.starts_with(b"REDIS0"), "a plain RDB");
+    assert_eq!(rdb.len() as u64, named["raw_bytes"].as_u64().unwrap());
+    let altered = format!(
+        "{}0",
+        url.trim_end_matches(|ch: char| ch.is_ascii_hexdigit())
+    );
+    assert_eq!(download(c, &altered).await.0, 403);
+
+    // Keys restore on Tencent: confirmed with the instance password.
+    orders.cli(&["DEL", "hash:big", "str:7"]);
+    let oid = remarked["id"].as_str().unwrap();
+    let keys = json!({"mode": "keys", "keys": "hash:big;str:7"});
+    let e = c
+        .post(&format!("/backups/{oid}/restore"), &keys)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden_by_provider"));
+    assert!(e.to_string().contains("password"), "{e}");
+    let mut confirmed = keys.clone();
+    confirmed["password"] = json!("orders-pw");
+    let r = c
+        .post(&format!("/backups/{oid}/restore"), &confirmed)
+        .await
+        .unwrap();
+    let t = d.task_end(r["task"].as_str().unwrap()).await;
+    assert_eq!(t["state"], "succeeded", "{t:#}");
+    assert_eq!(t["kind"], "restore");
+    assert_eq!(t["keys_done"], 2, "{t:#}");
+    assert_eq!(
+        orders.digest(),
+        orders_digest,
+        "the two keys are back as they were"
+    );
+    // JD offers no key restore; the provider's sentence says so.
+    let e = c
+        .post(
+            &format!("/backups/{}/restore", named["id"].as_str().unwrap()),
+            &keys,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden_by_provider"));
+    assert!(e.to_string().contains("JD"), "{e}");
+
+    // Clone into a new local redis-server.
+    let clone_port = free_port();
+    let clone_dir = s.dir.path().join("clone");
+    let r = c
+        .post(
+            &format!("/backups/{oid}/restore"),
+            &json!({"mode": "clone", "spawn_port": clone_port, "spawn_dir": clone_dir}),
+        )
+        .await
+        .unwrap();
+    let t = d.task_end(r["task"].as_str().unwrap()).await;
+    assert_eq!(t["state"], "succeeded", "{t:#}\n{}", d.log_text());
+    assert_eq!(t["kind"], "clone");
+    let clone_cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &clone_port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The spawned server has no DEBUG command: compare what it holds key
+    // by key through DUMP, against the source (as it was backed up).
+    let keyspace = |info: String| -> Vec<String> {
+        info.lines()
+            .filter(|l| l.starts_with("db"))
+            .map(|l| l.split(",avg_ttl").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        keyspace(clone_cli(&["INFO", "keyspace"])),
+        keyspace(orders.cli(&["INFO", "keyspace"]))
+    );
+    // Hash and set order is the server's own: compare sorted contents.
+    let contents = |read: &dyn Fn(&[&str]) -> String, key: &str| -> Vec<String> {
+        let ty = read(&["TYPE", key]);
+        let mut lines: Vec<String> = match ty.trim() {
+            "string" => read(&["GET", key]),
+            "hash" => read(&["HGETALL", key]),
+            "set" => read(&["SMEMBERS", key]),
+            "zset" => read(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
+            "list" => read(&["LRANGE", key, "0", "-1"]),
+            "stream" => read(&["XRANGE", key, "-", "+"]),
+            other => panic!("{key}: type {other}"),
+        }
+        .lines()
+        .map(str::to_string)
+        .collect();
+        if matches!(ty.trim(), "hash" | "set") {
+            lines.sort();
+        }
+        lines
+    };
+    let source = |args: &[&str]| orders.cli(args);
+    for key in [
+        "hash:big", "zset:big", "list:big", "set:big", "stream", "str:7", "int",
+    ] {
+        let (a, b) = (contents(&clone_cli, key), contents(&source, key));
+        assert!(a == b && !a.is_empty(), "{key} differs in the clone");
+    }
+    clone_cli(&["SHUTDOWN", "NOSAVE"]);
+
+    // The task center: every task with its state.
+    let tasks = c.get("/tasks").await.unwrap();
+    let mut seen: Vec<(String, String, String)> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["instance"].as_str().unwrap_or("").to_string(),
+                t["kind"].as_str().unwrap().to_string(),
+                t["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want = [
+        ("orders", "backup", "succeeded"),
+        ("orders", "clone", "succeeded"),
+        ("orders", "restore", "succeeded"),
+        ("shop", "backup", "succeeded"),
+    ];
+    assert_eq!(
+        seen,
+        want.map(|(a, b, c)| (a.into(), b.into(), c.into())),
+        "{tasks:#}"
+    );
+    assert_eq!(
+        c.get("/instances/orders").await.unwrap()["state_label"],
+        "Running"
+    );
+
+    // 01:30 on a Monday: inside shop's new window, so an automatic backup
+    // runs; it is not orders' window (09:30 in Shanghai).
+    set_clock(&s.clock, "2026-03-02T01:30:00Z");
+    let auto = d
+        .until("an automatic backup of shop", async |c: &Client| {
+            let l = c
+                .get("/instances/shop/backups?kind=automatic")
+                .await
+                .unwrap();
+            l.as_array().unwrap().first().cloned()
+        })
+        .await;
+    let started = auto["started_at"].as_str().unwrap();
+    assert!(
+        ("2026-03-02T01:00:00Z".."2026-03-02T02:00:00Z").contains(&started),
+        "{auto:#}"
+    );
+    assert_eq!(shop.digest(), shop_digest);
+    assert_eq!(
+        ids(&c.get("/instances/orders/backups").await.unwrap()),
+        [oid],
+        "no automatic backup of orders outside its window"
+    );
+
+    // Eight days on, the named backup is past its 7 days and the sweeper
+    // deletes it; the automatic one is past them too but is the newest good
+    // backup of shop, so it stays (keep_last = 1), as does orders' only one.
+    set_clock(&s.clock, "2026-03-10T00:30:00Z");
+    let named_id = named["id"].as_str().unwrap().to_string();
+    let remaining = d
+        .until("the sweep of the named backup", async |c: &Client| {
+            let l = ids(&c.get("/instances/shop/backups").await.unwrap());
+            (!l.contains(&named_id)).then_some(l)
+        })
+        .await;
+    assert_eq!(remaining, [auto["id"].as_str().unwrap()]);
+    assert_eq!(
+        ids(&c.get("/instances/orders/backups").await.unwrap()),
+        [oid]
+    );
+    assert!(
+        !s.stored_files().iter().any(|f| f.contains(&named_id)),
+        "{:?}",
+        s.stored_files()
+    );
+    let tasks = c.get("/tasks?instance=shop").await.unwrap();
+    assert!(
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "sweep"
+                && t["backup_id"] == named_id.as_str()
+                && t["state"] == "succeeded"),
+        "{tasks:#}"
+    );
+    // The link handed out on day one has expired.
+    assert_eq!(download(c, url).await.0, 403);
+
+    // The catalog is a cache of the manifests: deleted, rebuilt, the same list.
+    let before = (
+        c.get("/instances/shop/backups").await.unwrap(),
+        c.get("/instances/orders/backups").await.unwrap(),
+    );
+    d.stop();
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(s.dir.path().join("state").join(f));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_redback"))
+        .args(["catalog", "rebuild", "--json", "--config"])
+        .arg(&s.config)
+        .env("ORDERS_PW", "orders-pw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["inserted"], 2, "{summary:#}");
+    let d = s.daemon(&[("ORDERS_PW", "orders-pw")]).await;
+    let after = (
+        d.client.get("/instances/shop/backups").await.unwrap(),
+        d.client.get("/instances/orders/backups").await.unwrap(),
+    );
+    assert_eq!(after, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_a_backup() {
+    let redis = RedisServer::start(&[]);
+    // 20,000 keys of 1 KiB that do not compress (an LCG's bytes), so the
+    // upload writes as it goes; at 300 µs a key, the RDB takes about 6 s.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let commands: Vec<Vec<Vec<u8>>> = (0..20_000)
+        .map(|i| {
+            let value: Vec<u8> = (0..1024)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (x >> 56) as u8
+                })
+                .collect();
+            vec![b"SET".to_vec(), format!("k:{i}").into_bytes(), value]
+        })
+        .collect();
+    redis.pipe(&commands);
+    redis.cli(&["CONFIG", "SET", "rdb-key-save-delay", "300"]);
+    let s = Setup::new(&format!(
+        r#"
+[instance.shop]
+address = "{}"
+storage = "local"
+provider = "provider-jd"
+"#,
+        redis.addr()
+    ));
+    set_clock(&s.clock, "2026-03-02T00:05:00Z");
+    let d = s.daemon(&[]).await;
+    let r = d
+        .client
+        .post("/instances/shop/backups", &json!({"name": "doomed"}))
+        .await
+        .unwrap();
+    let task_id = r["task"].as_str().unwrap().to_string();
+    let partial = s.backups_dir().join(".redback-partial");
+    let backup_id = d
+        .until("bytes of the backup in storage", async |c: &Client| {
+            let t = c.get(&format!("/tasks/{task_id}")).await.unwrap();
+            assert_eq!(t["state"], "running", "{t:#}");
+            let written = std::fs::read_dir(&partial)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .any(|e| e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+                })
+                .unwrap_or(false);
+            (written && t["bytes_done"].as_u64() > Some(0))
+                .then(|| t["backup_id"].as_str().unwrap().to_string())
+        })
+        .await;
+    d.kill9();
+    assert!(
+        !s.stored_files().is_empty(),
+        "the cut-off upload left a partial file"
+    );
+    redis.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+
+    let d = s.daemon(&[]).await;
+    let t = d.client.get(&format!("/tasks/{task_id}")).await.unwrap();
+    assert_eq!(t["state"], "failed", "{t:#}");
+    assert_eq!(t["backup_id"], backup_id.as_str());
+    assert!(t["error"].as_str().unwrap().contains("stopped"), "{t:#}");
+    assert_eq!(
+        s.stored_files(),
+        Vec::<String>::new(),
+        "no manifest, no data object, no partial file of the cut-off backup"
+    );
+    assert_eq!(
+        ids(&d.client.get("/instances/shop/backups").await.unwrap()),
+        Vec::<String>::new()
+    );
+    let e = d.client.get(&format!("/backups/{backup_id}")).await;
+    assert!(
+        e.as_ref().map(|b| b["status"] == "failed").unwrap_or(true),
+        "{e:?}"
+    );
+
+    // JD's default window is 03:00-04:00: the next one runs normally.
+    set_clock(&s.clock, "2026-03-02T03:30:00Z");
+    let auto = d
+        .until("the next window's backup", async |c: &Client| {
+            let l = c
+                .get("/instances/shop/backups?kind=automatic")
+                .await
+                .unwrap();
+            l.as_array().unwrap().first().cloned()
+        })
+        .await;
+    assert_eq!(auto["status"], "complete");
+    let id = auto["id"].as_str().unwrap();
+    let files = s.stored_files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with(&format!("{id}/manifest.json"))),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().all(|f| f.contains(id)),
+        "only the new backup's objects: {files:?}"
+    );
+}
