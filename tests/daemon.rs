@@ -717,3 +717,96 @@ provider = "provider-jd"
         "only the new backup's objects: {files:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_keep_running_tasks_and_the_previous_plugin_when_a_new_one_is_refused() {
+    let redis = RedisServer::start(&[]);
+    redis.fill_mixed();
+    let other = RedisServer::start(&[]);
+    other.fill_mixed();
+    let instance = |name: &str, r: &RedisServer| {
+        format!(
+            "\n[instance.{name}]\naddress = \"{}\"\nstorage = \"local\"\nprovider = \"provider-jd\"\n",
+            r.addr()
+        )
+    };
+    let s = Setup::new(&instance("shop", &redis));
+    // A plugin directory of its own, to break a plugin in.
+    let plugins = s.dir.path().join("plugins");
+    for p in ["storage-local", "provider-jd"] {
+        common::copy_plugin(p, &plugins, p);
+    }
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        &common::repo_root()
+            .join("target/plugins")
+            .display()
+            .to_string(),
+        &plugins.display().to_string(),
+    );
+    std::fs::write(&s.config, &text).unwrap();
+    set_clock(&s.clock, "2026-03-02T00:05:00Z");
+    let d = s.daemon(&[]).await;
+    let c = &d.client;
+
+    // A slow backup runs across every reload below.
+    redis.cli(&["CONFIG", "SET", "rdb-key-save-delay", "2000"]);
+    let slow = c
+        .post(
+            "/instances/shop/backups",
+            &json!({"name": "across reloads"}),
+        )
+        .await
+        .unwrap();
+
+    // A new storage-local that does not load: the old one serves on, and
+    // the failure is reported by the reload and by /health.
+    let wasm = plugins.join("storage-local/storage_local.wasm");
+    let good = std::fs::read(&wasm).unwrap();
+    std::fs::write(&wasm, b"\0asm not really").unwrap();
+    let r = c.post("/plugins/reload", &json!({})).await.unwrap();
+    assert_eq!(r["kept_previous"][0]["name"], "storage-local", "{r:#}");
+    let t = c
+        .get(&format!("/tasks/{}", slow["task"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(t["state"], "running", "the slow backup is still going");
+    assert!(r["plugins"]["storage-local"].is_string(), "{r:#}");
+    let h = c.get("/health").await.unwrap();
+    assert_eq!(h["status"], "degraded", "{h:#}");
+    let plugins_view = c.get("/plugins").await.unwrap();
+    assert!(
+        plugins_view["refused"][0]["error"].as_str().unwrap().len() > 10,
+        "{plugins_view:#}"
+    );
+
+    // SIGHUP: a second instance added to the config appears.
+    std::fs::write(&s.config, format!("{text}{}", instance("cache", &other))).unwrap();
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    d.until("the instance added by SIGHUP", async |c: &Client| {
+        let l = c.get("/instances").await.unwrap();
+        (l.as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let cache = backup_now(&d, "cache", json!({"name": "after reload"})).await;
+    assert_eq!(cache["status"], "complete");
+
+    // The good build back: nothing refused any more.
+    std::fs::write(&wasm, &good).unwrap();
+    let r = c.post("/plugins/reload", &json!({})).await.unwrap();
+    assert_eq!(r["kept_previous"], json!([]), "{r:#}");
+    assert_eq!(c.get("/health").await.unwrap()["status"], "ok");
+
+    // A config that does not validate changes nothing.
+    std::fs::write(&s.config, format!("{text}\n[instance.broken]\n")).unwrap();
+    let e = c.post("/plugins/reload", &json!({})).await.unwrap_err();
+    assert_eq!(e.code(), Some("bad_request"), "{e}");
+    assert!(e.to_string().contains("instance.broken"), "{e}");
+    assert_eq!(
+        c.get("/instances").await.unwrap().as_array().unwrap().len(),
+        2
+    );
+
+    redis.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let t = d.task_end(slow["task"].as_str().unwrap()).await;
+    assert_eq!(t["state"], "succeeded", "{t:#}\n{}", d.log_text());
+}

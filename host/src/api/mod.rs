@@ -80,13 +80,14 @@ async fn health(State(state): State<Arc<DaemonState>>) -> axum::Json<serde_json:
     axum::Json(serde_json::to_value(body).unwrap_or_default())
 }
 
-/// The router of the API: `/health` alone, or with a service, every route.
+/// The router of the API: `/health` alone (from a fixed state), or with a
+/// service, every route (`/health` then shows the state in force, reloads
+/// included).
 pub fn router(state: Arc<DaemonState>, api: Option<routes::Api>) -> Router {
-    let health = Router::new()
-        .route("/health", get(health))
-        .with_state(state);
     let Some(api) = api else {
-        return health;
+        return Router::new()
+            .route("/health", get(health))
+            .with_state(state);
     };
     use routes::*;
     let authed = Router::new()
@@ -103,13 +104,22 @@ pub fn router(state: Arc<DaemonState>, api: Option<routes::Api>) -> Router {
         .route("/tasks", get(list_tasks))
         .route("/tasks/{id}", get(get_task))
         .route("/sweep", post(sweep))
+        .route("/plugins", get(list_plugins))
+        .route("/plugins/reload", post(reload))
+        .route("/catalog/rebuild", post(rebuild_catalog))
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),
             require_token,
         ))
         .with_state(api.clone());
     let open = Router::new()
+        .route("/health", get(live_health))
         .route("/download/{token}", get(download))
         .with_state(api);
-    health.merge(authed).merge(open)
+    authed.merge(open)
+}
+
+/// `/health` of a running daemon: the state in force since the last reload.
+async fn live_health(State(api): State<routes::Api>) -> axum::Json<serde_json::Value> {
+    health(State(Arc::new(api.service.live().state()))).await
 }

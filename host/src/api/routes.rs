@@ -133,7 +133,7 @@ fn instance_view(service: &Service, name: &str) -> Result<Value, ServiceError> {
 
 pub async fn list_instances(State(api): State<Api>) -> ApiResult {
     let mut out = Vec::new();
-    for name in api.service.instances.keys() {
+    for name in api.service.live().instances.keys() {
         out.push(instance_view(&api.service, name)?);
     }
     ok(out)
@@ -364,4 +364,24 @@ pub async fn get_task(State(api): State<Api>, Path(id): Path<String>) -> ApiResu
 pub async fn sweep(State(api): State<Api>) -> ApiResult {
     let deleted = api.service.sweep().await?;
     ok(json!({ "deleted": deleted }))
+}
+
+pub async fn list_plugins(State(api): State<Api>) -> ApiResult {
+    let state = api.service.live().state();
+    ok(json!({ "plugins": state.plugins, "refused": state.refused_plugins }))
+}
+
+/// Reloads the config file and the plugin directory (as SIGHUP does).
+pub async fn reload(State(api): State<Api>) -> ApiResult {
+    ok(api.service.reload().await?)
+}
+
+/// Makes the catalog's backup list again from the manifests in storage.
+pub async fn rebuild_catalog(State(api): State<Api>) -> ApiResult {
+    let live = api.service.live();
+    let summary =
+        crate::daemon::rebuild::rebuild_catalog(&live.config, &live.storages, &api.service.catalog)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("{e:#}")))?;
+    ok(summary)
 }

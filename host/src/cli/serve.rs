@@ -17,30 +17,39 @@ pub(super) async fn run(
     let config = Config::load(config_path)?;
     let addr = listen.unwrap_or(config.daemon.listen);
     let daemon = Daemon::start(config).await?;
+    let token = crate::daemon::boot::api_token(&daemon)?;
+    let (plugins, refused, ready, failed) = (
+        daemon.plugins.loaded.len(),
+        daemon.plugins.refused.len(),
+        daemon.storages.len(),
+        daemon.storage_errors.len(),
+    );
     let state = Arc::new(daemon.state());
     let clock = clock()?;
-    let service = crate::daemon::boot::service(&daemon, clock).await?;
-    let token = crate::daemon::boot::api_token(&daemon)?;
+    let service = crate::daemon::boot::service(daemon, clock).await?;
     crate::daemon::boot::start_background(&service).await;
     tracing::info!(
-        plugins = state.plugins.len(),
-        refused = state.refused_plugins.len(),
-        storages_ready = daemon.storages.len(),
-        storages_failed = daemon.storage_errors.len(),
+        plugins,
+        refused,
+        storages_ready = ready,
+        storages_failed = failed,
         "daemon started"
     );
+    #[cfg(unix)]
+    reload_on_sighup(service.clone())?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr}; pick a free address with --listen or daemon.listen")
     })?;
     tracing::info!("REST API on http://{}", listener.local_addr()?);
     let api = crate::api::routes::Api {
-        service,
+        service: service.clone(),
         token: Arc::new(token),
     };
     axum::serve(listener, crate::api::router(state, Some(api)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the API server failed")?;
+    drain(&service).await;
     tracing::info!("daemon stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -80,6 +89,55 @@ fn clock() -> anyhow::Result<Arc<dyn crate::schedule::Clock>> {
         }
     });
     Ok(Arc::new(clock))
+}
+
+/// SIGHUP reloads the config and the plugin directory; a failed reload
+/// is logged and the daemon goes on as it was.
+#[cfg(unix)]
+fn reload_on_sighup(service: Arc<crate::daemon::service::Service>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config and the plugin directory");
+            match service.reload().await {
+                Ok(r) if r.kept_previous.is_empty() && r.refused.is_empty() => {}
+                Ok(r) => tracing::error!(
+                    kept_previous = ?r.kept_previous,
+                    refused = ?r.refused,
+                    "reloaded, with plugins refused"
+                ),
+                Err(e) => tracing::error!("reload failed: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// After the stop signal: no new automatic backups, and the tasks in
+/// progress run to their end, unless a second signal says not to wait.
+async fn drain(service: &crate::daemon::service::Service) {
+    let running = service.tasks.running_count();
+    if running > 0 {
+        tracing::warn!(
+            running,
+            "waiting for the tasks in progress to end; signal again to stop now (they are then marked failed at the next start)"
+        );
+    }
+    let wait = async {
+        // The scheduler starts nothing more and waits for its attempts.
+        if let Some(h) = service.scheduler.lock().await.take() {
+            h.shutdown().await;
+        }
+        while service.tasks.running_count() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::select! {
+        _ = wait => {}
+        _ = shutdown_signal() => tracing::warn!("stopping without waiting for the tasks in progress"),
+    }
+    service.tasks.flush_progress();
 }
 
 async fn shutdown_signal() {

@@ -9,9 +9,11 @@ use anyhow::{Context, bail};
 
 use super::Daemon;
 use super::providers::{effective_policy, open_providers};
-use super::service::{Managed, ScheduledBackups, Service};
+use super::service::{Live, Managed, ScheduledBackups, Service};
 use crate::catalog::Catalog;
+use crate::config::Config;
 use crate::links::LinkKey;
+use crate::plugin::{PluginHost, PluginSet};
 use crate::provider::Policy;
 use crate::schedule::{Clock, Limits, Scheduler, WindowLog, WindowOutcome};
 use crate::tasks::TaskCenter;
@@ -92,12 +94,41 @@ pub fn api_token(daemon: &Daemon) -> anyhow::Result<Vec<u8>> {
 
 /// Opens everything the service needs and cleans up after a crash. A
 /// policy the provider refuses stops the start, naming the instance.
-pub async fn service(daemon: &Daemon, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Service>> {
-    let config = daemon.config.clone();
+pub async fn service(daemon: Daemon, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Service>> {
+    let config = daemon.config;
     let catalog = Arc::new(Catalog::open(&config.daemon.catalog)?);
     let links = LinkKey::load_or_create(&config.daemon.state_dir.join("download.key"))
         .context("the download-link key")?;
-    let (providers, provider_errors) = open_providers(&config, &daemon.host, &daemon.plugins).await;
+    let instances = build_instances(&config, &daemon.host, &daemon.plugins, &catalog).await?;
+    let tasks = TaskCenter::new(catalog.clone(), clock.clone());
+    let live = Live {
+        config,
+        plugins: daemon.plugins,
+        storages: daemon.storages,
+        storage_errors: daemon.storage_errors,
+        instances,
+    };
+    let service = Arc::new(Service::new(
+        live,
+        daemon.host,
+        catalog,
+        tasks,
+        clock,
+        links,
+    ));
+    service.recover().await?;
+    Ok(service)
+}
+
+/// Each configured instance with its provider and the policy in force
+/// (the stored one if the provider still accepts it, else the config's).
+pub async fn build_instances(
+    config: &Config,
+    host: &PluginHost,
+    plugins: &PluginSet,
+    catalog: &Catalog,
+) -> anyhow::Result<BTreeMap<String, Arc<Managed>>> {
+    let (providers, provider_errors) = open_providers(config, host, plugins).await;
     let mut instances = BTreeMap::new();
     for (name, i) in &config.instances {
         let provider = match &i.provider {
@@ -142,30 +173,19 @@ pub async fn service(daemon: &Daemon, clock: Arc<dyn Clock>) -> anyhow::Result<A
             }),
         );
     }
-    let tasks = TaskCenter::new(catalog.clone(), clock.clone());
-    let service = Arc::new(Service {
-        scheduler: tokio::sync::Mutex::new(None),
-        config,
-        storages: daemon.storages.clone(),
-        instances,
-        catalog,
-        tasks,
-        clock,
-        links,
-    });
-    service.recover().await?;
-    Ok(service)
+    Ok(instances)
 }
 
 /// Starts the scheduler, the sweeper and the progress writer.
 pub async fn start_background(service: &Arc<Service>) {
-    let d = &service.config.daemon;
+    let live = service.live();
+    let d = &live.config.daemon;
     let global = NonZeroUsize::new(d.max_concurrent_backups as usize).unwrap_or(NonZeroUsize::MIN);
     // A storage without a limit of its own is held only by the global one.
     let limits = Limits {
         global,
         per_storage: global,
-        storages: service
+        storages: live
             .config
             .storages
             .values()

@@ -14,6 +14,7 @@ use anyhow::Context;
 pub mod boot;
 pub mod providers;
 pub mod rebuild;
+pub mod reload;
 pub mod service;
 
 use crate::api::{DaemonState, PluginInfo, StorageStatus};
@@ -24,7 +25,7 @@ use crate::storage::Storage;
 /// The running parts of a daemon.
 pub struct Daemon {
     pub config: Config,
-    pub host: PluginHost,
+    pub host: Arc<PluginHost>,
     pub plugins: PluginSet,
     pub storages: BTreeMap<String, Arc<dyn Storage>>,
     /// Storages that did not open, with the reason.
@@ -90,7 +91,7 @@ impl Daemon {
         }
         Ok(Daemon {
             config,
-            host,
+            host: Arc::new(host),
             plugins,
             storages,
             storage_errors,
@@ -99,28 +100,41 @@ impl Daemon {
 
     /// The state the API shows.
     pub fn state(&self) -> DaemonState {
-        let mut storages: Vec<StorageStatus> = self
-            .config
-            .storages
+        daemon_state(
+            &self.config,
+            &self.plugins,
+            &self.storages,
+            &self.storage_errors,
+        )
+    }
+}
+
+/// What the API's `/health` shows of a config, its plugins and storages.
+pub fn daemon_state(
+    config: &Config,
+    plugins: &PluginSet,
+    storages: &BTreeMap<String, Arc<dyn Storage>>,
+    storage_errors: &BTreeMap<String, String>,
+) -> DaemonState {
+    let mut list: Vec<StorageStatus> = config
+        .storages
+        .values()
+        .map(|cfg| StorageStatus {
+            name: cfg.name.clone(),
+            plugin: cfg.plugin.clone(),
+            ready: storages.contains_key(&cfg.name),
+            error: storage_errors.get(&cfg.name).cloned(),
+        })
+        .collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    DaemonState {
+        version: env!("CARGO_PKG_VERSION"),
+        plugins: plugins
+            .loaded
             .values()
-            .map(|cfg| StorageStatus {
-                name: cfg.name.clone(),
-                plugin: cfg.plugin.clone(),
-                ready: self.storages.contains_key(&cfg.name),
-                error: self.storage_errors.get(&cfg.name).cloned(),
-            })
-            .collect();
-        storages.sort_by(|a, b| a.name.cmp(&b.name));
-        DaemonState {
-            version: env!("CARGO_PKG_VERSION"),
-            plugins: self
-                .plugins
-                .loaded
-                .values()
-                .map(|p| PluginInfo::from(p.as_ref()))
-                .collect(),
-            refused_plugins: self.plugins.refused.clone(),
-            storages,
-        }
+            .map(|p| PluginInfo::from(p.as_ref()))
+            .collect(),
+        refused_plugins: plugins.refused.clone(),
+        storages: list,
     }
 }

@@ -101,27 +101,73 @@ pub struct Link {
 pub struct Service {
     /// The scheduler, told when a policy changes.
     pub scheduler: tokio::sync::Mutex<Option<crate::schedule::SchedulerHandle>>,
-    pub config: Config,
-    pub storages: BTreeMap<String, Arc<dyn Storage>>,
-    pub instances: BTreeMap<String, Arc<Managed>>,
+    /// What the config and the plugin directory gave at the last (re)load.
+    /// A reload swaps it whole; work in progress keeps the storages and
+    /// instances it started with.
+    live: RwLock<Arc<Live>>,
+    /// Runs the plugins; outlives every reload.
+    pub host: Arc<crate::plugin::PluginHost>,
+    /// One reload at a time.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
     pub catalog: Arc<Catalog>,
     pub tasks: Arc<TaskCenter>,
     pub clock: Arc<dyn Clock>,
     pub links: LinkKey,
 }
 
+/// The config, plugins, storages and instances in force.
+pub struct Live {
+    pub config: Config,
+    pub plugins: crate::plugin::PluginSet,
+    pub storages: BTreeMap<String, Arc<dyn Storage>>,
+    /// Storages that did not open, with the reason.
+    pub storage_errors: BTreeMap<String, String>,
+    pub instances: BTreeMap<String, Arc<Managed>>,
+}
+
 impl Service {
-    pub fn instance(&self, name: &str) -> Result<&Arc<Managed>, ServiceError> {
-        self.instances.get(name).ok_or_else(|| {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        live: Live,
+        host: Arc<crate::plugin::PluginHost>,
+        catalog: Arc<Catalog>,
+        tasks: Arc<TaskCenter>,
+        clock: Arc<dyn Clock>,
+        links: LinkKey,
+    ) -> Service {
+        Service {
+            scheduler: tokio::sync::Mutex::new(None),
+            live: RwLock::new(Arc::new(live)),
+            host,
+            reloading: tokio::sync::Mutex::new(()),
+            catalog,
+            tasks,
+            clock,
+            links,
+        }
+    }
+
+    /// The config, plugins, storages and instances in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn swap_live(&self, live: Live) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+    }
+
+    pub fn instance(&self, name: &str) -> Result<Arc<Managed>, ServiceError> {
+        let live = self.live();
+        live.instances.get(name).cloned().ok_or_else(|| {
             ServiceError::NotFound(format!(
                 "no instance '{name}'; configured: {}",
-                crate::config::join_or_none(self.instances.keys())
+                crate::config::join_or_none(live.instances.keys())
             ))
         })
     }
 
     fn storage(&self, name: &str) -> Result<Arc<dyn Storage>, ServiceError> {
-        self.storages.get(name).cloned().ok_or_else(|| {
+        self.live().storages.get(name).cloned().ok_or_else(|| {
             ServiceError::Unavailable(format!("storage '{name}' is not open; see /health for why"))
         })
     }
@@ -153,7 +199,7 @@ impl Service {
         instance: &str,
         text: Option<String>,
     ) -> Result<String, ServiceError> {
-        let m = self.instance(instance)?.clone();
+        let m = self.instance(instance)?;
         let task = self.start_backup_task(&m, Kind::Manual)?;
         let id = task.id.clone();
         let this = self.clone();
@@ -323,7 +369,7 @@ impl Service {
         req: RestoreRequest,
     ) -> Result<String, ServiceError> {
         let b = self.backup_record(backup_id)?;
-        let m = self.instance(&b.instance)?.clone();
+        let m = self.instance(&b.instance)?;
         if let Some(p) = &m.provider {
             let d = p.descriptor();
             if !d.restore_modes.contains(&req.mode) {
@@ -510,7 +556,7 @@ impl Service {
             Ok(None) => Ok(Link {
                 url: format!(
                     "{}/download/{}",
-                    self.config.daemon.public_url,
+                    self.live().config.daemon.public_url,
                     self.links.mint(backup_id, expires)
                 ),
                 network,
@@ -530,7 +576,7 @@ impl Service {
         let now = self.clock.now();
         let mut deleted = Vec::new();
         for b in self.catalog.expired_backups(now)? {
-            let Some(m) = self.instances.get(&b.instance) else {
+            let Some(m) = self.live().instances.get(&b.instance).cloned() else {
                 continue;
             };
             if m.config.keep_last > 0 {
@@ -741,7 +787,8 @@ impl Service {
 
     /// The scheduler's plans: every instance with a provider and a policy.
     pub fn plans(&self) -> Vec<crate::schedule::Plan> {
-        self.instances
+        self.live()
+            .instances
             .values()
             .filter_map(|m| {
                 let policy = m.policy.read().unwrap_or_else(|p| p.into_inner()).clone()?;

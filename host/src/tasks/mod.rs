@@ -184,6 +184,11 @@ impl TaskCenter {
         }
     }
 
+    /// How many tasks are running now.
+    pub fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// What `instance` is doing; `None` when it is simply running.
     pub fn activity(&self, instance: &str) -> Option<Activity> {
         self.busy
