@@ -72,7 +72,7 @@ fn plugin_check_runs_against_a_configured_storage() {
     assert_eq!(code, 0, "{out}\n{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["storage"], "local");
-    assert!(v["results"].as_array().unwrap().len() >= 17);
+    assert!(v["results"].as_array().unwrap().len() >= 18);
 
     let (code, _, err) = redback(&["plugin", "check", "--config", c, "--storage", "nope"]);
     assert_ne!(code, 0);

@@ -3,8 +3,9 @@
 //! request's signature, header or presigned URL, with the vendor's
 //! official SDK signing code: the conformance kit (`redback plugin
 //! check`) and a backup and restore of a live Redis, multipart uploads and
-//! ranges, presigned links before and after they expire, a wrong secret,
-//! and settings errors that name the setting and the fix.
+//! ranges, `delete` aborting the unfinished uploads of its key, presigned
+//! links before and after they expire, a wrong secret, and settings errors
+//! that name the setting and the fix.
 
 mod common;
 
@@ -104,6 +105,76 @@ async fn multipart_uploads_and_presigned_links_that_expire() {
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound, "{vendor:?}: {err}");
+    }
+}
+
+/// What a crash leaves behind: multipart uploads of a key that nobody will
+/// finish. `delete` of the key aborts every one of them, through several
+/// pages of ListMultipartUploads, and no upload of another key, not even
+/// of a longer key the key is a prefix of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_aborts_the_unfinished_uploads_of_its_key_only() {
+    for vendor in VENDORS {
+        // Two uploads a page: the plugin must page with both markers.
+        let e = Emulator::start_with(vendor, &["--max-uploads", "2"]);
+        let s = storage(&e, SECRET_KEY).await;
+        let key = "redback/app/20261121T020000Z-cut/dump.rdb.zst";
+        let longer = format!("{key}.sha256");
+        let other = "redback/app/20261121T020000Z-other/dump.rdb.zst";
+        // Parts of 1 MiB: a byte more and a part is sent, so each upload
+        // exists on the service, as it did when its process was killed.
+        let data = noise(5, (1 << 20) + 1);
+        let mut open = Vec::new();
+        for k in [key, key, key, key, key, &longer, other] {
+            let mut up = s.start_upload(k).await.unwrap();
+            up.write(&data).await.unwrap();
+            open.push((k, up));
+        }
+        let before = e.unfinished_uploads();
+        assert_eq!(before.len(), 7, "{vendor:?}: {before:?}");
+
+        s.delete(key).await.unwrap();
+        let left: Vec<String> = e.unfinished_uploads().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(left, [longer.as_str(), other], "{vendor:?}");
+        // Six uploads start with the key, two a page: three pages, the
+        // later two asked for with the markers of the one before.
+        let log = e.log();
+        let pages: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("GET /?") && l.contains("uploads"))
+            .collect();
+        assert_eq!(pages.len(), 3, "{vendor:?}: {log}");
+        assert!(
+            pages.iter().all(|l| l.ends_with(" 200"))
+                && pages[1..]
+                    .iter()
+                    .all(|l| l.contains("key-marker") && l.contains("upload-id-marker")),
+            "{vendor:?}: {pages:?}"
+        );
+        let aborted = log
+            .lines()
+            .filter(|l| l.starts_with("DELETE /redback/") && l.contains("uploadId 204"))
+            .count();
+        assert_eq!(aborted, 5, "{vendor:?}: {log}");
+        // Deleting again finds nothing to abort.
+        s.delete(key).await.unwrap();
+
+        // The uploads of the key can no longer finish; the others can.
+        for (k, up) in open {
+            let finished = up.finish().await;
+            if k == key {
+                let err = finished.unwrap_err();
+                assert_eq!(err.kind, ErrorKind::NotFound, "{vendor:?}: {err}");
+            } else {
+                finished.unwrap_or_else(|err| panic!("{vendor:?} {k}: {err}"));
+            }
+        }
+        let err = s.stat(key).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{vendor:?}: {err}");
+        for k in [longer.as_str(), other] {
+            assert_eq!(s.stat(k).await.unwrap().size_bytes, data.len() as u64);
+        }
+        assert!(e.unfinished_uploads().is_empty(), "{vendor:?}");
     }
 }
 

@@ -1,8 +1,9 @@
 //! The COS / OSS emulator (tests/emulators/objstore.py), which checks every
 //! signature with the vendors' official SDK signing code, is itself proven
 //! by tests/emulators/selftest.py: the vendors' SDK clients drive it (put,
-//! get, ranges, listing, multipart, presigned URLs, wrong keys) and the
-//! vendors' worked signature examples go through its verifier. Needs
+//! get, ranges, listing, multipart, the listing of unfinished uploads,
+//! presigned URLs, wrong keys) and the vendors' worked signature examples
+//! go through its verifier. Needs
 //! `scripts/test-servers.sh emulators` (or `REDBACK_EMULATOR_PYTHON`).
 
 mod common;

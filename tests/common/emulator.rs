@@ -71,6 +71,12 @@ impl Emulator {
     /// Starts the emulator with the test credentials and an empty bucket;
     /// waits until it listens.
     pub fn start(vendor: Vendor) -> Emulator {
+        Emulator::start_with(vendor, &[])
+    }
+
+    /// [`Emulator::start`] with more options of objstore.py, such as
+    /// `--max-uploads 2`.
+    pub fn start_with(vendor: Vendor, options: &[&str]) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("emulator.log")).unwrap();
         let mut child = Command::new(python())
@@ -80,6 +86,7 @@ impl Emulator {
             .arg(dir.path().join("data"))
             .args(["--bucket", BUCKET, "--region", vendor.region()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -146,6 +153,24 @@ impl Emulator {
 
     pub fn region(&self) -> &'static str {
         self.vendor.region()
+    }
+
+    /// Every unfinished multipart upload, `(key, upload id)` in order: the
+    /// emulator's own index, read without asking the emulator.
+    pub fn unfinished_uploads(&self) -> Vec<(String, String)> {
+        let db = rusqlite::Connection::open_with_flags(
+            self.dir.path().join("data/index.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut query = db
+            .prepare("SELECT key, id FROM uploads ORDER BY key, id")
+            .unwrap();
+        query
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     /// What it logged so far: a line per request, with the reason of each

@@ -71,6 +71,42 @@ impl S3Server {
         self.dir.path().join("data").join(BUCKET).join(key)
     }
 
+    /// A raw ListMultipartUploads of the bucket (`GET /bucket/?uploads`)
+    /// under `prefix`, as a SigV4-presigned URL signed with `secret`:
+    /// the status and body s3s-fs answers.
+    pub fn list_multipart_uploads(&self, prefix: &str, secret: &str) -> (u16, String) {
+        use objstore::sigv4::{Credentials, Signer, amz_date};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let credentials = Credentials {
+            access_key: ACCESS_KEY.into(),
+            secret_key: secret.into(),
+        };
+        let amz_date = amz_date(now);
+        let signer = Signer {
+            credentials: &credentials,
+            region: "us-east-1",
+            service: "s3",
+            amz_date: &amz_date,
+        };
+        let path = format!("/{BUCKET}/");
+        let authority = format!("127.0.0.1:{}", self.port);
+        let query = signer.presign(
+            "GET",
+            &path,
+            &authority,
+            60,
+            &[
+                ("uploads".into(), String::new()),
+                ("prefix".into(), prefix.into()),
+            ],
+        );
+        let (status, body) = super::http_get(&format!("http://{authority}{path}?{query}"));
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// The `[storage.NAME]` settings for storage-s3 against this server.
     pub fn settings(&self, secret_file: &Path) -> Vec<(String, String)> {
         vec![

@@ -2,7 +2,7 @@
 """A loopback Tencent COS / Alibaba OSS emulator for redback's tests.
 
     objstore.py --vendor cos|oss --port P --root DIR --bucket B --region R \\
-        --access-key AK --secret-key SK
+        --access-key AK --secret-key SK [--max-uploads N]
 
 It serves one bucket at the root of the server, as the real services do
 under the bucket's host name: the object key is the percent-decoded request
@@ -19,7 +19,10 @@ alibabacloud-oss-v2's `alibabacloud_oss_v2.signer.SignerV4`
 
 Operations (plugins/objstore/VENDOR-NOTES.md section 3): put, get (one byte
 range), head, delete, list (COS: V1 marker paging; OSS: ListObjectsV2),
-multipart initiate / upload part / complete / abort.  Anything else gets a
+multipart initiate / upload part / complete / abort, and the listing of
+unfinished multipart uploads (ListMultipartUploads, `GET /?uploads`, with
+key-marker / upload-id-marker paging, no delimiter; --max-uploads caps a
+page below the services' 1000, to test paging).  Anything else gets a
 vendor-style 400 or 405.
 
 Storage under DIR: index.sqlite3 maps keys to data files in DIR/objects
@@ -545,7 +548,7 @@ class Store:
     SCHEMA = """
         CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, file TEXT, size INTEGER,
             etag TEXT, mtime REAL, content_type TEXT, multipart INTEGER);
-        CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, key TEXT, content_type TEXT);
+        CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, key TEXT, content_type TEXT, initiated REAL);
         CREATE TABLE IF NOT EXISTS parts (upload_id TEXT, number INTEGER, file TEXT, size INTEGER,
             md5 TEXT, PRIMARY KEY (upload_id, number));
     """
@@ -657,8 +660,26 @@ class Store:
     def create_upload(self, key, content_type):
         upload_id = uuid.uuid4().hex.upper()
         with self.lock:
-            self.db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (upload_id, key, content_type))
+            self.db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?)", (upload_id, key, content_type, time.time()))
         return upload_id
+
+    def list_uploads(self, prefix, key_marker, id_marker, limit):
+        """Unfinished uploads whose key starts with `prefix`, in order of key
+        then upload id, after (`key_marker`, `id_marker`) as the services
+        define it: keys after `key_marker`, and with an `id_marker` also the
+        uploads of `key_marker` itself whose id sorts after it.  Returns
+        ([(key, id, initiated)], truncated)."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT key, id, initiated FROM uploads WHERE key >= ? ORDER BY key, id", (prefix,)
+            ).fetchall()
+        after = [
+            row
+            for row in rows
+            if row[0].startswith(prefix)
+            and (not key_marker or row[0] > key_marker or (id_marker and row[0] == key_marker and row[1] > id_marker))
+        ]
+        return after[:limit], len(after) > limit
 
     def upload(self, upload_id):
         """(key, content_type, {number: (file, size, md5)}) of an upload, or None."""
@@ -810,6 +831,8 @@ class Dialect:
     min_part_size = 0
     uppercase_etag = False
     list_params = frozenset()
+    # The ListMultipartUploadsResult element naming the encoding-type.
+    uploads_encoding_tag = "EncodingType"
 
     def __init__(self, bucket):
         self.bucket = bucket
@@ -821,6 +844,10 @@ class Dialect:
         element = ET.Element(root)
         xml_elements(element, fields)
         return self.xml_declaration + ET.tostring(element, encoding="utf-8")
+
+    def upload_fields(self, key, upload_id, initiated):
+        """The children of one <Upload> of ListMultipartUploadsResult."""
+        return [("Key", key), ("UploadId", upload_id), ("Initiated", iso_date(initiated))]
 
 
 def url_encoder(params):
@@ -874,6 +901,18 @@ class Cos(Dialect):
     xml_declaration = b"<?xml version='1.0' encoding='utf-8' ?>\n"
     min_part_size = 1 << 20
     list_params = frozenset({"prefix", "delimiter", "marker", "max-keys", "encoding-type"})
+    uploads_encoding_tag = "Encoding-Type"
+
+    def upload_fields(self, key, upload_id, initiated):
+        owner = [("ID", self.bucket), ("DisplayName", self.bucket)]
+        return [
+            ("Key", key),
+            ("UploadId", upload_id),
+            ("StorageClass", "STANDARD"),
+            ("Initiator", owner),
+            ("Owner", owner),
+            ("Initiated", iso_date(initiated)),
+        ]
 
     def error_response(self, err, req, request_id):
         fields = [
@@ -1039,14 +1078,24 @@ class Oss(Dialect):
 
 
 AUTH_PARAMS = {"cos": set(COS_AUTH_FIELDS) | {"x-cos-security-token"}, "oss": set(OSS_QUERY_AUTH)}
+UPLOADS_LIST_PARAMS = {
+    "uploads",
+    "prefix",
+    "delimiter",
+    "key-marker",
+    "upload-id-marker",
+    "max-uploads",
+    "encoding-type",
+}
 
 
 class Bucket:
     """The REST operations on the one bucket, request in, Response out."""
 
-    def __init__(self, dialect, store):
+    def __init__(self, dialect, store, max_uploads=MAX_LIST_KEYS):
         self.dialect = dialect
         self.store = store
+        self.max_uploads = max_uploads
 
     def handle(self, req, body):
         """Routes an authenticated request; `body` is its RequestBody."""
@@ -1054,6 +1103,8 @@ class Bucket:
         params = dict(req.params())
         method = req.method
         if key == "":
+            if method == "GET" and "uploads" in params:
+                return self._op(params, UPLOADS_LIST_PARAMS, self.list_uploads, params)
             if method == "GET":
                 return self._op(params, self.dialect.list_params, self.list_objects, params)
             raise ServiceError(405, "MethodNotAllowed", f"{method} on the bucket is not supported by this emulator")
@@ -1240,6 +1291,35 @@ class Bucket:
             raise self._no_upload(upload_id)
         return Response(204)
 
+    def list_uploads(self, params):
+        """ListMultipartUploads: the unfinished uploads under a prefix, at most
+        max-uploads (and --max-uploads) a page."""
+        if params.get("delimiter"):
+            raise bad_request("delimiter is not supported by this emulator's ListMultipartUploads")
+        value = params.get("max-uploads") or str(MAX_LIST_KEYS)
+        if not value.isdigit() or not 1 <= int(value) <= MAX_LIST_KEYS:
+            raise bad_request(f"max-uploads {value!r} is not a number from 1 to {MAX_LIST_KEYS}")
+        limit = min(int(value), self.max_uploads)
+        enc = url_encoder(params)
+        prefix = params.get("prefix", "")
+        key_marker, id_marker = params.get("key-marker", ""), params.get("upload-id-marker", "")
+        uploads, truncated = self.store.list_uploads(prefix, key_marker, id_marker, limit)
+        fields = [
+            ("Bucket", self.dialect.bucket),
+            (self.dialect.uploads_encoding_tag, params.get("encoding-type")),
+            ("KeyMarker", enc(key_marker)),
+            ("UploadIdMarker", id_marker),
+            ("NextKeyMarker", enc(uploads[-1][0]) if truncated else None),
+            ("NextUploadIdMarker", uploads[-1][1] if truncated else None),
+            ("MaxUploads", limit),
+            ("IsTruncated", str(truncated).lower()),
+            ("Prefix", enc(prefix)),
+        ]
+        fields += [("Upload", self.dialect.upload_fields(enc(k), i, t)) for k, i, t in uploads]
+        return Response(
+            200, {"Content-Type": "application/xml"}, self.dialect.xml("ListMultipartUploadsResult", fields)
+        )
+
 
 # --------------------------------------------------------------------------
 # HTTP
@@ -1414,13 +1494,22 @@ def parse_args(argv):
     p.add_argument("--region", required=True)
     p.add_argument("--access-key", required=True)
     p.add_argument("--secret-key", required=True)
-    return p.parse_args(argv)
+    p.add_argument(
+        "--max-uploads",
+        type=int,
+        default=MAX_LIST_KEYS,
+        help=f"the most uploads a ListMultipartUploads page holds (services: {MAX_LIST_KEYS})",
+    )
+    args = p.parse_args(argv)
+    if not 1 <= args.max_uploads <= MAX_LIST_KEYS:
+        p.error(f"--max-uploads must be from 1 to {MAX_LIST_KEYS}")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     dialect = (Cos if args.vendor == "cos" else Oss)(args.bucket)
-    server = Server(args.port, make_auth(args), Bucket(dialect, Store(args.root)))
+    server = Server(args.port, make_auth(args), Bucket(dialect, Store(args.root), args.max_uploads))
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

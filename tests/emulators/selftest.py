@@ -7,8 +7,9 @@ SDK clients, and its signature check with the vendors' worked examples.
 For each vendor it starts the emulator (a free port, a temp dir) and drives
 it with the official client: qcloud_cos.CosS3Client, alibabacloud_oss_v2.
 Client.  Put, get, ranged get, head, paged listing, a 3-part multipart
-upload and its failure modes, abort, delete, presigned GETs (fresh and
-expired), and clients with a wrong secret or access key.  Then the worked
+upload and its failure modes, abort, the paged listing of unfinished
+uploads, delete, presigned GETs (fresh and expired), and clients with a
+wrong secret or access key.  Then the worked
 examples of plugins/objstore/VENDOR-NOTES.md go through the emulator's
 verifier at a fixed "now", with tampered and expired variants.
 
@@ -188,6 +189,14 @@ class CosClient:
     def abort(self, key, upload_id):
         self.sdk.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id)
 
+    def list_uploads(self, prefix, key_marker, id_marker, max_uploads):
+        """One page: ([(key, upload id)], (next key marker, next id marker) or None)."""
+        r = self.sdk.list_multipart_uploads(
+            Bucket=BUCKET, Prefix=prefix, KeyMarker=key_marker, UploadIdMarker=id_marker, MaxUploads=max_uploads
+        )
+        uploads = [(u["Key"], u["UploadId"]) for u in r.get("Upload", [])]
+        return uploads, (r["NextKeyMarker"], r["NextUploadIdMarker"]) if r["IsTruncated"] == "true" else None
+
     def delete(self, key):
         self.sdk.delete_object(Bucket=BUCKET, Key=key)
 
@@ -263,6 +272,20 @@ class OssClient:
 
     def abort(self, key, upload_id):
         self.sdk.abort_multipart_upload(oss.AbortMultipartUploadRequest(bucket=BUCKET, key=key, upload_id=upload_id))
+
+    def list_uploads(self, prefix, key_marker, id_marker, max_uploads):
+        """One page: ([(key, upload id)], (next key marker, next id marker) or None)."""
+        r = self.sdk.list_multipart_uploads(
+            oss.ListMultipartUploadsRequest(
+                bucket=BUCKET,
+                prefix=prefix,
+                key_marker=key_marker or None,
+                upload_id_marker=id_marker or None,
+                max_uploads=max_uploads,
+            )
+        )
+        uploads = [(u.key, u.upload_id) for u in r.uploads or []]
+        return uploads, (r.next_key_marker, r.next_upload_id_marker) if r.is_truncated else None
 
     def delete(self, key):
         self.sdk.delete_object(oss.DeleteObjectRequest(bucket=BUCKET, key=key))
@@ -391,6 +414,36 @@ def check_multipart(r, v, client):
     r.equal(f"{v}: the object survives the failed uploads", client.get(key)[0], b"".join(parts))
 
 
+def list_all_uploads(client, prefix, max_uploads):
+    """Pages through ListMultipartUploads: ([(key, upload id)], page count)."""
+    uploads, marker, pages = [], ("", ""), 0
+    while True:
+        page, marker = client.list_uploads(prefix, *marker, max_uploads)
+        uploads += page
+        pages += 1
+        if marker is None or pages > 20:
+            return uploads, pages
+
+
+def check_upload_listing(r, v, client):
+    keys = ["lmu/k", "lmu/k", "lmu/k", "lmu/k.sha256", "lmu/ü +&.bin", "lmv/other"]
+    started = [(key, client.create_upload(key)) for key in keys]
+    under = sorted(u for u in started if u[0].startswith("lmu/"))
+    r.equal(f"{v}: unfinished uploads listed by key, then id", list_all_uploads(client, "lmu/", 1000), (under, 1))
+    r.equal(f"{v}: uploads listed 2 a page, with key and id markers", list_all_uploads(client, "lmu/", 2), (under, 3))
+    of_k = [u for u in under if u[0].startswith("lmu/k")]
+    r.equal(f"{v}: a key as prefix lists its longer keys too", list_all_uploads(client, "lmu/k", 1), (of_k, 4))
+    client.abort(*under[0])
+    r.equal(f"{v}: an aborted upload is no longer listed", list_all_uploads(client, "lmu/", 1000), (under[1:], 1))
+    key, upload = under[1]
+    etag = client.upload_part(key, upload, 1, b"last")
+    client.complete(key, upload, [(1, etag)])
+    r.equal(f"{v}: a completed upload is no longer listed", list_all_uploads(client, "lmu/", 1000), (under[2:], 1))
+    for u in under[2:] + [u for u in started if not u[0].startswith("lmu/")]:
+        client.abort(*u)
+    r.equal(f"{v}: no unfinished upload left", list_all_uploads(client, "lm", 1000), ([], 1))
+
+
 def check_auth(r, v, client, emulator):
     key = "auth/presigned me.txt"
     client.put(key, b"presigned body")
@@ -473,6 +526,7 @@ def run_live(r, vendor):
             ("objects", lambda: check_objects(r, vendor, client)),
             ("listing", lambda: check_listing(r, vendor, client)),
             ("multipart", lambda: check_multipart(r, vendor, client)),
+            ("upload listing", lambda: check_upload_listing(r, vendor, client)),
             ("auth", lambda: check_auth(r, vendor, client, emulator)),
             ("vendor", lambda: check_cos_only(r, client, emulator) if vendor == "cos" else check_oss_only(r, client)),
         ]:

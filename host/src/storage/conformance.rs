@@ -4,6 +4,9 @@
 //!
 //! Everything it writes lives under one fresh prefix and is deleted at the
 //! end, so it can run against a bucket that holds real backups.
+//!
+//! One file past 800 lines on purpose: the checks are short functions over
+//! the same few helpers, and read in order they are the contract's list.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -17,6 +20,11 @@ const MIB: usize = 1 << 20;
 /// The upload chunk size the backup engine uses.
 const CHUNK: usize = MIB;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
+/// What `delete-removes-unfinished-upload` writes before it deletes the
+/// key: more than a part of any bundled object-store plugin (parts are 5
+/// to 64 MiB), so a multipart upload has really started on the service,
+/// as it had for an upload cut off by a crash.
+const UNFINISHED_BYTES: usize = 64 * MIB;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -143,6 +151,10 @@ pub async fn run(storage: &dyn Storage) -> Report {
     check!("dropped-upload-invisible", s.dropped_invisible());
     check!("not-found-errors", s.not_found());
     check!("delete", s.delete());
+    check!(
+        "delete-removes-unfinished-upload",
+        s.delete_removes_unfinished()
+    );
     check!("list-pagination-1001", s.list_pagination());
     check!("list-prefix", s.list_prefix());
     check!("list-cursor-stable", s.list_cursor_stable());
@@ -516,6 +528,53 @@ impl Suite<'_> {
             .await
             .map_err(|e| format!("delete of a missing key must succeed: {}", show(&e)))?;
         Ok("delete removes; delete of a missing key succeeds".into())
+    }
+
+    /// A process killed mid-upload leaves its unfinished upload behind (a
+    /// partial file, a multipart upload), and the host, at restart,
+    /// deletes the key and expects nothing of it to remain. The kit cannot
+    /// kill a plugin, so it keeps an upload open instead: once the key is
+    /// deleted, that upload's data must be gone, so `finish` fails, and the
+    /// key stays absent.
+    async fn delete_removes_unfinished(&self) -> Outcome {
+        let key = self.key("delete/unfinished");
+        let mut up = self
+            .storage
+            .start_upload(&key)
+            .await
+            .map_err(|e| format!("start-upload: {}", show(&e)))?;
+        let mut buf = vec![0u8; CHUNK];
+        for offset in (0..UNFINISHED_BYTES).step_by(CHUNK) {
+            fill(9, offset as u64, &mut buf);
+            up.write(&buf)
+                .await
+                .map_err(|e| format!("write at {offset}: {}", show(&e)))?;
+        }
+        self.storage.delete(&key).await.map_err(|e| {
+            format!(
+                "delete while an upload of the key is unfinished: {}",
+                show(&e)
+            )
+        })?;
+        let refused = match up.finish().await {
+            Ok(meta) => {
+                return Err(format!(
+                    "finish after the delete stored the object ({} bytes): the \
+                     unfinished upload outlived the delete of its key, as one \
+                     a crash cut off would",
+                    meta.size_bytes
+                ));
+            }
+            Err(e) => e,
+        };
+        self.invisible(&key, "after the delete and the failed finish")
+            .await?;
+        Ok(format!(
+            "delete took the open {} MiB upload of the key: finish then failed \
+             (`{}`), nothing visible",
+            UNFINISHED_BYTES / MIB,
+            refused.kind
+        ))
     }
 
     fn nested_key(&self, i: usize) -> String {

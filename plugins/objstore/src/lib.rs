@@ -6,6 +6,7 @@
 //! - `keys`: the storage contract's key rules (storage-local uses them too);
 //! - `time`: the timestamps services send;
 //! - `xml`: reading the small XML documents the services answer with;
+//! - `uploads`: reading a ListMultipartUploads page;
 //! - `cos`, `ossv4`: Tencent COS and Alibaba OSS V4 signatures;
 //! - `http`: blocking HTTP/1.1 requests over `wasi:http`, with
 //!   streamed response bodies, and the retry loop with backoff;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod ossv4;
 pub mod sigv4;
 pub mod time;
+pub mod uploads;
 pub mod uri;
 pub mod xml;
 

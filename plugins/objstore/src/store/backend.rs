@@ -1,11 +1,14 @@
 //! The storage contract on an object store: the `Guest` implementation
 //! the S3, COS and OSS plugins export, each with its own [`Plugin`].
+//! `delete` aborts the key's unfinished multipart uploads (`unfinished.rs`)
+//! before it deletes the object.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
 use super::settings::Settings;
+use super::unfinished;
 use super::upload::ObjectUpload;
 use super::{Call, Client, head};
 use crate::bindings::exports::redback::storage::backend::{
@@ -176,8 +179,13 @@ impl<P: Plugin> Guest for Backend<P> {
 
     fn delete(key: String) -> Result<(), Error> {
         check_key(&key)?;
+        let client = client()?;
+        // The unfinished uploads first: one that completes before its
+        // abort makes an object the delete below removes, and none can
+        // complete after. The other order could leave an object behind.
+        unfinished::abort_uploads_of(&client, &key)?;
         Call::new(format!("DELETE {}", quoted(&key)), "DELETE", &key)
-            .expect(&*client()?, &[200, 204, 404])?;
+            .expect(&client, &[200, 204, 404])?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! A storage backend on an object store, whatever its dialect: the
-//! contract's calls (`backend.rs`), uploads (`upload.rs`) and settings
-//! (`settings.rs`) are written once here; each plugin brings a [`Dialect`]
+//! contract's calls (`backend.rs`), uploads (`upload.rs`), the unfinished
+//! uploads `delete` aborts (`unfinished.rs`) and settings (`settings.rs`)
+//! are written once here; each plugin brings a [`Dialect`]
 //! (how requests are signed and a few service differences) and its config.
 //!
 //! This file holds the requests: where a key lives on an endpoint, the
@@ -9,6 +10,7 @@
 
 pub mod backend;
 pub mod settings;
+pub mod unfinished;
 pub mod upload;
 
 use crate::bindings::redback::storage::types::{Error, ObjectMeta};
@@ -152,8 +154,8 @@ impl<'a> Call<'a> {
     }
 
     /// Sends the call, signed anew for each attempt, with retries on
-    /// connection errors, 429 and 5xx; returns the response of any other
-    /// status for the caller to judge.
+    /// connection errors, 429 and 5xx (501 excepted); returns the response
+    /// of any other status for the caller to judge.
     pub fn send(&self, client: &Client) -> Result<Response, Error> {
         let ep = &client.endpoints.endpoint;
         let path = ep.path(self.key);
@@ -188,7 +190,9 @@ impl<'a> Call<'a> {
                 body: self.body,
             });
             match sent {
-                Ok(mut r) if r.status == 429 || r.status >= 500 => {
+                // 501 Not Implemented stays so: it is an answer, not a
+                // hiccup to retry.
+                Ok(mut r) if r.status == 429 || (r.status >= 500 && r.status != 501) => {
                     Attempt::Retry(status_error(client, &self.what, &mut r))
                 }
                 Ok(r) => Attempt::Done(r),
@@ -210,10 +214,15 @@ impl<'a> Call<'a> {
 /// the `<Error><Code>…<Message>…` body the services share.
 pub fn status_error(client: &Client, what: &str, r: &mut Response) -> Error {
     let body = r.text();
-    let code = xml::text(&body, "Code")
+    error_of(client, what, r, &body)
+}
+
+/// [`status_error`] of a response whose body the caller already read.
+pub fn error_of(client: &Client, what: &str, r: &Response, body: &str) -> Error {
+    let code = xml::text(body, "Code")
         .or_else(|| r.header("x-oss-ec").map(|ec| format!("EC {ec}")))
         .unwrap_or_default();
-    let message = xml::text(&body, "Message").unwrap_or_default();
+    let message = xml::text(body, "Message").unwrap_or_default();
     let detail = match (code.is_empty(), message.is_empty()) {
         (true, true) => format!("HTTP {}", r.status),
         (false, true) => format!("HTTP {} {code}", r.status),
@@ -226,6 +235,7 @@ pub fn status_error(client: &Client, what: &str, r: &mut Response) -> Error {
             "{m}; check {} and the bucket's policy",
             client.dialect.credentials_hint()
         )),
+        501 => Error::Other(m),
         429 | 500..=599 => Error::Unavailable(m),
         _ => Error::Other(m),
     }

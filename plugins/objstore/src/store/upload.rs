@@ -168,15 +168,22 @@ impl State {
         let Some(id) = self.upload_id.take() else {
             return Ok(());
         };
-        Call::new(
-            self.what("aborting the multipart upload of"),
-            "DELETE",
-            &self.key,
-        )
-        .query("uploadId", id)
-        .expect(&self.client, &[200, 204, 404])?;
-        Ok(())
+        abort_upload(&self.client, &self.key, id)
     }
+}
+
+/// Aborts the multipart upload `id` of `key`: its parts are dropped and it
+/// can no longer complete. One already gone (404 NoSuchUpload: aborted or
+/// completed meanwhile) is no error.
+pub fn abort_upload(client: &Client, key: &str, id: String) -> Result<(), Error> {
+    Call::new(
+        format!("aborting the multipart upload of {}", quoted(key)),
+        "DELETE",
+        key,
+    )
+    .query("uploadId", id)
+    .expect(client, &[200, 204, 404])?;
+    Ok(())
 }
 
 impl GuestUpload for ObjectUpload {
