@@ -12,9 +12,10 @@ plugins: setup
 build: plugins
 	cargo build --release -p redback
 
-# The daemon on the embedded defaults of examples/quickstart.toml.
+# The daemon on the embedded defaults of examples/quickstart.toml, beside a
+# loopback redis-server on 127.0.0.1:6390 with demo data (scripts/run.sh).
 run: build
-	target/release/redback serve --config examples/quickstart.toml
+	scripts/run.sh
 
 # The whole test suite (what .ci/run runs).
 test: plugins
