@@ -125,6 +125,37 @@ fn collect_keys(dir: &Path, dir_key: &str, out: &mut Vec<String>) -> std::io::Re
     Ok(())
 }
 
+/// The start of the name of every partial file of `key`: a 64-bit FNV-1a
+/// hash of the key, so `delete` finds the uploads of that key a killed
+/// process left behind.
+fn partial_tag(key: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}-")
+}
+
+/// Removes the partial files of `key`: uploads a killed process never
+/// finished nor aborted (the contract's `delete` takes them too).
+fn remove_partials_of(root: &Path, key: &str) -> Result<(), Error> {
+    let Ok(entries) = fs::read_dir(root.join(PARTIAL_DIR)) else {
+        return Ok(());
+    };
+    let tag = partial_tag(key);
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&tag) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("remove a partial upload of", key, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An instance that crashed mid-upload leaves its partial file behind;
 /// remove those untouched for a day (a live upload writes far more often).
 fn sweep_stale_partials(root: &Path) {
@@ -182,7 +213,8 @@ impl Guest for Template {
         // A random name: two instances may upload the same key at once. std
         // has no random API, but `RandomState` is seeded from WASI random.
         let random = |n: u8| RandomState::new().hash_one(n);
-        let name = format!("{:016x}{:016x}", random(1), random(2));
+        // Tagged with the key, so `delete` finds it.
+        let name = format!("{}{:016x}{:016x}", partial_tag(&key), random(1), random(2));
         let temp = partial_dir.join(format!("{name}.part"));
         let file = File::options()
             .write(true)
@@ -284,6 +316,7 @@ impl Guest for Template {
     fn delete(key: String) -> Result<(), Error> {
         check_key(&key)?;
         let root = root()?;
+        remove_partials_of(&root, &key)?;
         match fs::remove_file(root.join(&key)) {
             Ok(()) => {}
             // Deleting what is not there succeeds: redback retries deletes.
