@@ -144,11 +144,14 @@ async fn delete_aborts_the_unfinished_uploads_of_its_key_only() {
             .filter(|l| l.starts_with("GET /?") && l.contains("uploads"))
             .collect();
         assert_eq!(pages.len(), 3, "{vendor:?}: {log}");
+        // The emulator logs a request after answering it, from the thread
+        // that served it, so the next page can be logged first: count.
+        let with_markers = pages
+            .iter()
+            .filter(|l| l.contains("key-marker") && l.contains("upload-id-marker"))
+            .count();
         assert!(
-            pages.iter().all(|l| l.ends_with(" 200"))
-                && pages[1..]
-                    .iter()
-                    .all(|l| l.contains("key-marker") && l.contains("upload-id-marker")),
+            pages.iter().all(|l| l.ends_with(" 200")) && with_markers == 2,
             "{vendor:?}: {pages:?}"
         );
         let aborted = log

@@ -810,3 +810,146 @@ async fn reloads_keep_running_tasks_and_the_previous_plugin_when_a_new_one_is_re
     let t = d.task_end(slow["task"].as_str().unwrap()).await;
     assert_eq!(t["state"], "succeeded", "{t:#}\n{}", d.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cli_command_talks_to_the_daemon_with_server() {
+    let redis = RedisServer::start(&[]);
+    redis.fill_mixed();
+    let s = Setup::new(&format!(
+        "\n[instance.shop]\naddress = \"{}\"\nstorage = \"local\"\nprovider = \"provider-jd\"\n",
+        redis.addr()
+    ));
+    set_clock(&s.clock, "2026-03-02T00:05:00Z");
+    let _d = s.daemon(&[]).await;
+    let server = format!("http://127.0.0.1:{}", s.port);
+    let cli = |args: &[&str]| -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_redback"))
+            .args(["--server", &server])
+            .args(args)
+            .env("REDBACK_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ok = |args: &[&str]| -> String {
+        let (ok, out, err) = cli(args);
+        assert!(ok, "redback {args:?}: {err}{out}");
+        out
+    };
+    let json = |args: &[&str]| -> Value {
+        let out = ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+
+    let id = ok(&["backup", "--instance", "shop", "--name", "from the cli"])
+        .trim()
+        .to_string();
+    let list = json(&[
+        "backups",
+        "--instance",
+        "shop",
+        "--kind",
+        "manual",
+        "--json",
+    ]);
+    assert_eq!(ids(&list), [id.as_str()]);
+    assert_eq!(list[0]["name"], "from the cli");
+    let none = json(&[
+        "backups",
+        "--instance",
+        "shop",
+        "--from",
+        "2026-03-03T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(ids(&none), Vec::<String>::new());
+    assert!(ok(&["backups", "--instance", "shop"]).contains(&id));
+
+    let v = json(&["verify", "--backup", &id, "--json"]);
+    assert_eq!(v["keys"], redis.dbsize(0) + redis.dbsize(5));
+    let i = json(&[
+        "inspect",
+        "--backup",
+        &id,
+        "--keys",
+        "str:1999;int",
+        "--json",
+    ]);
+    assert_eq!(i["matched"], 2, "{i:#}");
+
+    let link = json(&["link", "--backup", &id, "--network", "internal", "--json"]);
+    assert_eq!(link["expires_at"], "2026-03-02T01:05:00Z");
+
+    let p = json(&[
+        "policy",
+        "--instance",
+        "shop",
+        "--weekdays",
+        "monday,friday",
+        "--window",
+        "01:00-02:00",
+        "--json",
+    ]);
+    assert_eq!(p["weekdays"], json!(["monday", "friday"]));
+    let (ok_, _, err) = cli(&["policy", "--instance", "shop", "--retention-days", "3"]);
+    assert!(!ok_ && err.contains("forbidden_by_provider"), "{err}");
+
+    redis.cli(&["DEL", "str:5"]);
+    let (ok_, _, err) = cli(&["restore", "--backup", &id]);
+    assert!(!ok_ && err.contains("--yes"), "{err}");
+    ok(&["restore", "--backup", &id, "--yes"]);
+    assert_eq!(redis.cli(&["GET", "str:5"]).trim(), "value-5");
+
+    let tasks = json(&["tasks", "--instance", "shop", "--json"]);
+    let kinds: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["restore", "backup"]);
+    let view = json(&["config", "check", "--json"]);
+    assert_eq!(view["instance"]["shop"]["provider"], "provider-jd");
+    let plugins = json(&["plugin", "list", "--json"]);
+    assert!(plugins["plugins"].as_array().unwrap().len() >= 2);
+    let check = json(&["plugin", "check", "--storage", "local", "--json"]);
+    assert!(
+        check["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true),
+        "{check:#}"
+    );
+    let r = json(&["reload", "--json"]);
+    assert_eq!(r["instances"], 1);
+    assert_eq!(json(&["sweep", "--json"])["deleted"], json!([]));
+    assert_eq!(json(&["catalog", "rebuild", "--json"])["inserted"], 1);
+
+    // Without a token, the daemon's sentence says where to find it.
+    let out = Command::new(env!("CARGO_BIN_EXE_redback"))
+        .args(["--server", &server, "tasks"])
+        .env_remove("REDBACK_API_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Authorization: Bearer"),
+        "{err}"
+    );
+    // Neither --config nor --server: the fix is named.
+    let out = Command::new(env!("CARGO_BIN_EXE_redback"))
+        .args(["backups", "--instance", "shop"])
+        .env_remove("REDBACK_SERVER")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--config FILE") && err.contains("--server"),
+        "{err}"
+    );
+}

@@ -107,6 +107,10 @@ pub fn router(state: Arc<DaemonState>, api: Option<routes::Api>) -> Router {
         .route("/plugins", get(list_plugins))
         .route("/plugins/reload", post(reload))
         .route("/catalog/rebuild", post(rebuild_catalog))
+        .route("/config", get(get_config))
+        .route("/backups/{id}/verify", post(verify_backup))
+        .route("/backups/{id}/inspect", get(inspect_backup))
+        .route("/storages/{name}/check", post(check_storage))
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),
             require_token,

@@ -385,3 +385,38 @@ pub async fn rebuild_catalog(State(api): State<Api>) -> ApiResult {
             .map_err(|e| ServiceError::Unavailable(format!("{e:#}")))?;
     ok(summary)
 }
+
+/// The config in force, resolved, secrets masked, with its problems.
+pub async fn get_config(State(api): State<Api>) -> ApiResult {
+    let view = crate::daemon::config_view::resolved_view(&api.service.live().config)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("{e:#}")))?;
+    ok(view)
+}
+
+pub async fn verify_backup(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    ok(api.service.verify(&id).await?)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InspectQuery {
+    /// Patterns of keys to list: `user:*;k1`.
+    keys: Option<String>,
+    top: Option<usize>,
+}
+
+pub async fn inspect_backup(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<InspectQuery>,
+) -> ApiResult {
+    ok(api
+        .service
+        .inspect(&id, q.keys.as_deref(), q.top.unwrap_or(10))
+        .await?)
+}
+
+/// The conformance kit against one of the daemon's storages.
+pub async fn check_storage(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    ok(api.service.check_storage(&name).await?)
+}

@@ -12,7 +12,7 @@ use crate::storage::Storage;
 pub const MAX_LISTED: usize = 1000;
 
 /// One key that matched the pattern.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MatchedKey {
     pub db: u64,
     /// Non-printable bytes as `\xNN`.
@@ -23,11 +23,11 @@ pub struct MatchedKey {
 }
 
 /// What `inspect` found.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Inspection {
     pub id: String,
     pub stats: Stats,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     pub matched: u64,
     pub keys: Vec<MatchedKey>,

@@ -10,7 +10,7 @@ use crate::config::InstanceConfig;
 use crate::storage::{Storage, StorageError};
 
 /// What `verify` found.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Verified {
     pub id: String,
     pub stored_bytes: u64,

@@ -117,8 +117,12 @@ pub(super) async fn verify(
     let config = Config::load(config_path)?;
     let (_inst, _host, storage, manifest) = locate(&config, id, instance).await?;
     let v = backup::verify(storage, &manifest).await?;
+    print_verified(&v, json)
+}
+
+pub(super) fn print_verified(v: &backup::Verified, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(v)?);
     } else {
         println!(
             "backup {} is good: {} stored bytes match sha256 {}; RDB v{} of {} bytes parsed, CRC-64 {} and {} keys match the manifest",
@@ -139,8 +143,12 @@ pub(super) async fn inspect(
     let config = Config::load(config_path)?;
     let (_inst, _host, storage, manifest) = locate(&config, id, instance).await?;
     let r = backup::inspect(storage, &manifest, keys, top).await?;
+    print_inspection(&r, json)
+}
+
+pub(super) fn print_inspection(r: &backup::Inspection, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!("{}", serde_json::to_string_pretty(r)?);
         return Ok(ExitCode::SUCCESS);
     }
     let s = &r.stats;

@@ -4,109 +4,28 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::config::{Compression, Config};
-use crate::daemon::Daemon;
-use crate::daemon::providers::{effective_policy, open_providers};
+use crate::config::Config;
+use crate::daemon::config_view::resolved_view;
 
 pub(super) async fn check(path: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    let mut problems: Vec<String> = Vec::new();
-    let mut instances = serde_json::Map::new();
+    let view = resolved_view(&config).await?;
+    print_view(&view, json_out)
+}
 
-    // The provider's verdict on each instance's policy needs the plugins.
-    let loaded = Daemon::load_plugins(&config);
-    let (providers, provider_errors) = match &loaded {
-        Ok((host, plugins)) => open_providers(&config, host, plugins).await,
-        Err(e) => {
-            problems.push(format!("plugins: {e:#}"));
-            Default::default()
-        }
-    };
-    for (name, i) in &config.instances {
-        let mut policy = Value::Null;
-        if let Some(p) = &i.provider {
-            if let Some(provider) = providers.get(p) {
-                match effective_policy(i, provider.as_ref(), None).await {
-                    Ok((pol, _)) => policy = serde_json::to_value(pol)?,
-                    Err(sentence) => problems.push(format!(
-                        "{}: `instance.{name}.policy`: {p} refuses it: {sentence}",
-                        config.path.display()
-                    )),
-                }
-            } else if let Some(why) = provider_errors.get(p) {
-                problems.push(format!(
-                    "{}: `instance.{name}.provider`: {why}",
-                    config.path.display()
-                ));
-            }
-        }
-        instances.insert(
-            name.clone(),
-            json!({
-                "address": i.address,
-                "username": i.username,
-                "password": i.password.as_ref().map(|s| s.to_string()),
-                "replica": i.replica,
-                "prefer_replica": i.prefer_replica,
-                "storage": i.storage,
-                "compression": match i.compression {
-                    Compression::Zstd { level } => format!("zstd level {level}"),
-                    Compression::None => "none".into(),
-                },
-                "prefix": i.prefix,
-                "provider": i.provider,
-                "timezone": i.timezone.as_ref().map(|z| z.iana_name().unwrap_or("?").to_string())
-                    .unwrap_or_else(|| format!("{} (daemon)", config.daemon.timezone.iana_name().unwrap_or("?"))),
-                "policy": policy,
-                "archive_storage": i.archive_storage,
-                "archive_retention_days": i.archive_retention_days,
-                "keep_last": i.keep_last,
-            }),
-        );
-    }
-    let storages: serde_json::Map<String, Value> = config
-        .storages
-        .iter()
-        .map(|(name, s)| {
-            let settings: serde_json::Map<String, Value> = s
-                .settings
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
-                .collect();
-            (
-                name.clone(),
-                json!({
-                    "plugin": s.plugin,
-                    "root": s.root,
-                    "allow_hosts": s.allow_hosts,
-                    "max_concurrent_backups": s.max_concurrent_backups,
-                    "settings": settings,
-                }),
-            )
+/// Prints a resolved view (TOML for people, JSON with --json) and its
+/// problems; fails if there are any.
+pub(super) fn print_view(view: &Value, json_out: bool) -> anyhow::Result<ExitCode> {
+    let problems: Vec<String> = view["problems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
         })
-        .collect();
-    let d = &config.daemon;
-    let view = json!({
-        "file": config.path,
-        "daemon": {
-            "listen": d.listen.to_string(),
-            "plugin_dir": d.plugin_dir,
-            "state_dir": d.state_dir,
-            "catalog": d.catalog,
-            "timezone": d.timezone.iana_name(),
-            "api_token": match &d.api_token_file {
-                Some(f) => format!("from file {}", f.display()),
-                None => "from REDBACK_API_TOKEN, else generated into the state directory".into(),
-            },
-            "public_url": d.public_url,
-            "max_concurrent_backups": d.max_concurrent_backups,
-        },
-        "storage": storages,
-        "instance": instances,
-        "problems": problems,
-    });
+        .unwrap_or_default();
     if json_out {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
@@ -119,7 +38,7 @@ pub(super) async fn check(path: &Path, json_out: bool) -> anyhow::Result<ExitCod
             .unwrap_or_else(|e| format!("(cannot show the resolved config: {e})\n"));
         print!("{text}");
         if problems.is_empty() {
-            eprintln!("config OK: {}", config.path.display());
+            eprintln!("config OK: {}", view["file"].as_str().unwrap_or_default());
         }
     }
     for p in &problems {

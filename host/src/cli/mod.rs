@@ -10,6 +10,7 @@ mod catalog_cmd;
 mod config_cmd;
 mod plugin_cmd;
 mod progress;
+mod remote;
 mod restore_cmd;
 mod serve;
 
@@ -25,6 +26,13 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Backs up and restores Redis; storage and provider semantics are WebAssembly plugins"
 )]
 pub struct Cli {
+    /// Talk to the daemon at this URL (http://HOST:PORT) instead of running
+    /// the command one-shot from --config.
+    #[arg(long, global = true, env = "REDBACK_SERVER")]
+    pub server: Option<String>,
+    /// File holding the daemon's API token (else REDBACK_API_TOKEN).
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -58,8 +66,9 @@ pub enum Command {
     },
     /// Take a backup of an instance now (one-shot, from the config).
     Backup {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         instance: String,
         /// A name or remark for this manual backup.
@@ -69,12 +78,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the complete backups of an instance (from storage).
+    /// List the complete backups of an instance (from storage; from the
+    /// daemon's catalog with --server).
     Backups {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         instance: String,
+        /// Backups started at or after this RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Backups started before this RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+        /// `automatic` or `manual`.
+        #[arg(long)]
+        kind: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -82,8 +102,9 @@ pub enum Command {
     /// decompression, a full parse with the RDB's CRC-64, and the counts of
     /// the manifest.
     Verify {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// The backup id (as `redback backups` shows it).
         #[arg(long)]
         backup: String,
@@ -96,8 +117,9 @@ pub enum Command {
     /// Look inside a backup without restoring it: keys per db and type, the
     /// biggest keys, and the keys matching a pattern.
     Inspect {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         backup: String,
         #[arg(long)]
@@ -113,8 +135,9 @@ pub enum Command {
     },
     /// Restore a backup: the whole instance in place, or only chosen keys.
     Restore {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         backup: String,
         #[arg(long)]
@@ -151,6 +174,10 @@ pub enum Command {
         /// differs from the listen address.
         #[arg(long)]
         advertise: Option<String>,
+        /// With --server: environment variable holding the instance password,
+        /// for providers that confirm restores with it.
+        #[arg(long)]
+        confirm_password_env: Option<String>,
         /// Confirm: a restore overwrites data.
         #[arg(long)]
         yes: bool,
@@ -160,8 +187,9 @@ pub enum Command {
     /// Clone a backup into a new instance: an empty address, or a new local
     /// redis-server started on the backup.
     Clone {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         backup: String,
         #[arg(long)]
@@ -189,6 +217,55 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The daemon's tasks, newest first (needs --server).
+    Tasks {
+        #[arg(long)]
+        instance: Option<String>,
+        /// One task, whole.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An expiring download link for a backup (needs --server).
+    Link {
+        #[arg(long)]
+        backup: String,
+        /// `internal` (same region / private address) or `public`.
+        #[arg(long, default_value = "public")]
+        network: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change an instance's automatic backup policy, as its
+    /// provider allows (needs --server).
+    Policy {
+        #[arg(long)]
+        instance: String,
+        /// Days of the week: `monday,thursday`.
+        #[arg(long)]
+        weekdays: Option<String>,
+        /// Start window, `HH:MM-HH:MM` in the instance's time zone.
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long)]
+        retention_days: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reload the daemon's config and plugin directory (needs --server;
+    /// SIGHUP does the same).
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the backups past their retention now (needs --server).
+    Sweep {
+        #[arg(long)]
+        json: bool,
+    },
     /// The daemon's catalog of backups and tasks.
     Catalog {
         #[command(subcommand)]
@@ -212,8 +289,9 @@ pub enum ConfigCommand {
     /// provider plugin) and print the resolved view; exits non-zero with
     /// every problem named if it is not valid.
     Check {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -225,8 +303,9 @@ pub enum CatalogCommand {
     /// (after the SQLite file was lost or damaged). Tasks, the window log
     /// and policies are kept.
     Rebuild {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -236,8 +315,9 @@ pub enum CatalogCommand {
 pub enum PluginCommand {
     /// List the plugins of the config's plugin directory, and the refused ones.
     List {
+        /// The TOML config (one-shot); not needed with --server.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -246,7 +326,7 @@ pub enum PluginCommand {
     /// configured storage; exits non-zero if any check fails.
     Check {
         /// A plugin folder (plugin.toml + component).
-        #[arg(conflicts_with_all = ["config", "storage"], required_unless_present = "config")]
+        #[arg(conflicts_with_all = ["config", "storage"], required_unless_present_any = ["config", "storage"])]
         folder: Option<PathBuf>,
         /// A setting for the plugin's `configure`, as in a [storage.NAME]
         /// table (`root=/tmp/x`, `secret_key_env=VAR`, `allow_hosts=h1,h2`).
@@ -255,8 +335,8 @@ pub enum PluginCommand {
         /// Check a storage of this config instead of a folder.
         #[arg(long, requires = "storage")]
         config: Option<PathBuf>,
-        /// The storage of the config to check.
-        #[arg(long, requires = "config")]
+        /// The storage of the config (or, with --server, of the daemon) to check.
+        #[arg(long)]
         storage: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
@@ -278,49 +358,94 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve { config, listen } => serve::run(&config, listen).await,
-            Command::Backup {
-                config,
-                instance,
-                name,
-                json,
-            } => backup_cmd::backup(&config, &instance, name, json).await,
-            Command::Backups {
-                config,
-                instance,
-                json,
-            } => backup_cmd::list(&config, &instance, json).await,
-            Command::Verify {
-                config,
-                backup,
-                instance,
-                json,
-            } => backup_cmd::verify(&config, &backup, instance.as_deref(), json).await,
-            Command::Inspect {
-                config,
-                backup,
-                instance,
-                keys,
+        if let Some(url) = &cli.server
+            && !matches!(cli.command, Command::Serve { .. })
+        {
+            let client = remote::client(url, cli.token_file.as_deref())?;
+            return remote::run(&client, cli.command).await;
+        }
+        local(cli.command).await
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The config file a one-shot command needs.
+fn need(config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    config.ok_or_else(|| {
+        anyhow::anyhow!(
+            "give --config FILE to run this one-shot, or --server http://HOST:PORT to ask a running daemon"
+        )
+    })
+}
+
+/// Runs a command here, from its config file.
+pub(super) async fn local(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config, listen } => serve::run(&config, listen).await,
+        Command::Backup {
+            config,
+            instance,
+            name,
+            json,
+        } => backup_cmd::backup(&need(config)?, &instance, name, json).await,
+        Command::Backups {
+            config,
+            instance,
+            json,
+            ..
+        } => backup_cmd::list(&need(config)?, &instance, json).await,
+        Command::Verify {
+            config,
+            backup,
+            instance,
+            json,
+        } => backup_cmd::verify(&need(config)?, &backup, instance.as_deref(), json).await,
+        Command::Inspect {
+            config,
+            backup,
+            instance,
+            keys,
+            top,
+            json,
+        } => {
+            backup_cmd::inspect(
+                &need(config)?,
+                &backup,
+                instance.as_deref(),
+                keys.as_deref(),
                 top,
                 json,
-            } => {
-                backup_cmd::inspect(
-                    &config,
-                    &backup,
-                    instance.as_deref(),
-                    keys.as_deref(),
-                    top,
-                    json,
-                )
-                .await
-            }
-            Command::Restore {
-                config,
-                backup,
-                instance,
+            )
+            .await
+        }
+        Command::Restore {
+            config,
+            backup,
+            instance,
+            target,
+            target_password_env,
+            keys,
+            db,
+            no_replace,
+            best_effort,
+            mode,
+            listen,
+            advertise,
+            yes,
+            json,
+            ..
+        } => {
+            let t = restore_cmd::TargetArgs {
                 target,
                 target_password_env,
+            };
+            let how = restore_cmd::How {
                 keys,
                 db,
                 no_replace,
@@ -330,75 +455,68 @@ pub fn run(cli: Cli) -> ExitCode {
                 advertise,
                 yes,
                 json,
-            } => {
-                let t = restore_cmd::TargetArgs {
-                    target,
-                    target_password_env,
-                };
-                let how = restore_cmd::How {
-                    keys,
-                    db,
-                    no_replace,
-                    best_effort,
-                    mode,
-                    listen,
-                    advertise,
-                    yes,
-                    json,
-                };
-                restore_cmd::restore(&config, &backup, instance.as_deref(), t, how).await
-            }
-            Command::Clone {
-                config,
-                backup,
-                instance,
+            };
+            restore_cmd::restore(&need(config)?, &backup, instance.as_deref(), t, how).await
+        }
+        Command::Clone {
+            config,
+            backup,
+            instance,
+            target,
+            target_password_env,
+            force,
+            spawn,
+            port,
+            dir,
+            redis_server,
+            json,
+        } => {
+            let t = restore_cmd::TargetArgs {
                 target,
                 target_password_env,
-                force,
-                spawn,
+            };
+            let s = spawn.then_some(restore_cmd::SpawnArgs {
                 port,
                 dir,
                 redis_server,
+            });
+            restore_cmd::clone(
+                &need(config)?,
+                &backup,
+                instance.as_deref(),
+                t,
+                force,
+                s,
                 json,
-            } => {
-                let t = restore_cmd::TargetArgs {
-                    target,
-                    target_password_env,
-                };
-                let s = spawn.then_some(restore_cmd::SpawnArgs {
-                    port,
-                    dir,
-                    redis_server,
-                });
-                restore_cmd::clone(&config, &backup, instance.as_deref(), t, force, s, json).await
-            }
-            Command::Catalog {
-                command: CatalogCommand::Rebuild { config, json },
-            } => catalog_cmd::rebuild(&config, json).await,
-            Command::Config {
-                command: ConfigCommand::Check { config, json },
-            } => config_cmd::check(&config, json).await,
-            Command::Plugin {
-                command: PluginCommand::List { config, json },
-            } => plugin_cmd::list(&config, json).await,
-            Command::Plugin {
-                command:
-                    PluginCommand::Check {
-                        folder,
-                        set,
-                        config,
-                        storage,
-                        json,
-                    },
-            } => plugin_cmd::check(folder, set, config, storage, json).await,
+            )
+            .await
         }
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Command::Tasks { .. }
+        | Command::Link { .. }
+        | Command::Policy { .. }
+        | Command::Reload { .. }
+        | Command::Sweep { .. } => anyhow::bail!(
+            "this command asks a running daemon: add --server http://HOST:PORT (or set REDBACK_SERVER)"
+        ),
+        Command::Catalog {
+            command: CatalogCommand::Rebuild { config, json },
+        } => catalog_cmd::rebuild(&need(config)?, json).await,
+        Command::Config {
+            command: ConfigCommand::Check { config, json },
+        } => config_cmd::check(&need(config)?, json).await,
+        Command::Plugin {
+            command: PluginCommand::List { config, json },
+        } => plugin_cmd::list(&need(config)?, json).await,
+        Command::Plugin {
+            command:
+                PluginCommand::Check {
+                    folder,
+                    set,
+                    config,
+                    storage,
+                    json,
+                },
+        } => plugin_cmd::check(folder, set, config, storage, json).await,
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 pub mod boot;
+pub mod config_view;
 pub mod providers;
 pub mod rebuild;
 pub mod reload;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backup;
 use crate::catalog::Catalog;
@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::storage::Storage;
 
 /// What a rebuild did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RebuildSummary {
     /// Rows the backups table held before.
     pub removed: usize,
@@ -26,7 +26,7 @@ pub struct RebuildSummary {
     pub skipped: Vec<Skipped>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub storage: String,
     pub manifest_key: String,

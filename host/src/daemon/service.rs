@@ -357,6 +357,39 @@ impl Service {
         r
     }
 
+    /// Reads backup `id` whole: sha256 of the stored object, decompression,
+    /// a full parse with the RDB's CRC-64, and the manifest's counts.
+    pub async fn verify(&self, id: &str) -> Result<backup::Verified, ServiceError> {
+        let b = self.backup_record(id)?;
+        let m = self.manifest_of(&b)?;
+        backup::verify(self.storage(&b.storage)?, &m)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+    }
+
+    /// Keys per db and type, the biggest keys, and keys matching `pattern`.
+    pub async fn inspect(
+        &self,
+        id: &str,
+        pattern: Option<&str>,
+        top: usize,
+    ) -> Result<backup::Inspection, ServiceError> {
+        let b = self.backup_record(id)?;
+        let m = self.manifest_of(&b)?;
+        backup::inspect(self.storage(&b.storage)?, &m, pattern, top)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+    }
+
+    /// Runs the storage conformance kit against a configured storage.
+    pub async fn check_storage(
+        &self,
+        name: &str,
+    ) -> Result<crate::storage::conformance::Report, ServiceError> {
+        let s = self.storage(name)?;
+        Ok(crate::storage::conformance::run(s.as_ref()).await)
+    }
+
     /// Backups of `instance` in the catalog.
     pub fn list_backups(&self, q: &BackupQuery) -> Result<Vec<BackupRecord>, ServiceError> {
         Ok(self.catalog.list_backups(q)?)
