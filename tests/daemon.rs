@@ -953,3 +953,88 @@ async fn every_cli_command_talks_to_the_daemon_with_server() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_style_reads_a_replica_and_archives_for_its_own_seven_days() {
+    let master = RedisServer::start(&[]);
+    master.fill_mixed();
+    let port = master.port.to_string();
+    let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
+    let started = Instant::now();
+    while !replica
+        .cli(&["INFO", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the replica never synced"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // No prefer_replica in the config: the provider asks for it.
+    let s = Setup::new(&format!(
+        r#"
+[storage.archive]
+plugin = "storage-local"
+root = "archive"
+
+[instance.orders]
+address = "{}"
+storage = "local"
+provider = "provider-alibaba"
+archive_storage = "archive"
+"#,
+        master.addr()
+    ));
+    set_clock(&s.clock, "2026-03-02T00:05:00Z");
+    let d = s.daemon(&[]).await;
+    let b = backup_now(&d, "orders", json!({})).await;
+    assert_eq!(b["source_role"], "replica", "{b:#}");
+    assert_eq!(b["source_address"], replica.addr().as_str());
+    let id = b["id"].as_str().unwrap().to_string();
+    let archived = d
+        .until("the archive copy", async |c: &Client| {
+            let b = c.get(&format!("/backups/{id}")).await.unwrap();
+            b["archived"].is_object().then_some(b)
+        })
+        .await;
+    assert_eq!(archived["archived"]["storage"], "archive");
+    let archive_root = s.dir.path().join("archive");
+    let copies = || -> usize {
+        walk_files(&archive_root)
+            .iter()
+            .filter(|f| f.contains(&id))
+            .count()
+    };
+    assert_eq!(copies(), 2, "data and manifest in the archive");
+
+    // Eight days on: the archive copy is past Alibaba's 7 days and goes;
+    // the backup itself is the newest good one of the instance and stays.
+    set_clock(&s.clock, "2026-03-10T00:30:00Z");
+    d.until("the archive sweep", async |c: &Client| {
+        let b = c.get(&format!("/backups/{id}")).await.unwrap();
+        b["archived"].is_null().then_some(())
+    })
+    .await;
+    assert_eq!(copies(), 0);
+    assert_eq!(
+        ids(&d.client.get("/instances/orders/backups").await.unwrap()),
+        [id.as_str()]
+    );
+}
+
+fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

@@ -407,6 +407,30 @@ impl Catalog {
         )
     }
 
+    /// Backups with a copy in an archive storage (whatever became of the
+    /// original), oldest copy first: what the archive sweep looks at.
+    pub fn archived_backups(&self) -> Result<Vec<BackupRecord>, CatalogError> {
+        self.select_backups(
+            " WHERE archive_storage IS NOT NULL ORDER BY archived_at, id",
+            [],
+        )
+    }
+
+    /// Forgets the archive copy of backup `id` (it was deleted).
+    pub fn clear_archived(&self, id: &str) -> Result<(), CatalogError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE backups SET archive_storage = NULL, archived_at = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map_err(|e| self.sql(e))?;
+        if changed == 0 {
+            return Err(self.not_found("backup", id));
+        }
+        Ok(())
+    }
+
     /// The newest complete backup of `instance`.
     pub fn newest_complete(&self, instance: &str) -> Result<Option<BackupRecord>, CatalogError> {
         let mut found = self.select_backups(

@@ -288,8 +288,17 @@ impl Service {
         let progress = Arc::new(backup::Progress::default());
         let p = progress.clone();
         task.progress.follow(move || (p.raw_bytes.load(Relaxed), 0));
+        // A provider that takes backups from a replica (Alibaba, Tencent)
+        // makes the replica the preferred source whatever the config says.
+        let mut source = m.config.clone();
+        if m.provider
+            .as_ref()
+            .is_some_and(|p| p.descriptor().backup_from_replica)
+        {
+            source.prefer_replica = true;
+        }
         let result =
-            backup::run_stamped(&m.config, storage, &request, stamp.clone(), &progress).await;
+            backup::run_stamped(&source, storage, &request, stamp.clone(), &progress).await;
         match result {
             Ok(manifest) => {
                 task.progress
@@ -653,6 +662,72 @@ impl Service {
                 Ok(()) => {
                     task.succeed(None);
                     deleted.push(b.id.clone());
+                }
+                Err(e) => task.fail(e, None),
+            }
+        }
+        deleted.extend(self.sweep_archives().await?);
+        Ok(deleted)
+    }
+
+    /// Deletes archive copies past the archive's retention (the instance's
+    /// `archive_retention_days`, else its provider's; none: kept). Returns
+    /// `<id> (archive)` for each copy deleted.
+    async fn sweep_archives(&self) -> Result<Vec<String>, ServiceError> {
+        let now = self.clock.now();
+        let live = self.live();
+        let mut deleted = Vec::new();
+        for b in self.catalog.archived_backups()? {
+            let (Some(a), Some(m)) = (&b.archived, live.instances.get(&b.instance)) else {
+                continue;
+            };
+            let days = m.config.archive_retention_days.or_else(|| {
+                m.provider
+                    .as_ref()
+                    .and_then(|p| p.descriptor().archive_retention_days)
+            });
+            let Some(days) = days else { continue };
+            let until =
+                a.at.checked_add(jiff::SignedDuration::from_hours(24 * i64::from(days)))
+                    .unwrap_or(a.at);
+            if until >= now {
+                continue;
+            }
+            let Ok(storage) = self.storage(&a.storage) else {
+                continue;
+            };
+            let task = self.tasks.start(NewTask {
+                kind: TaskKind::Sweep,
+                instance: Some(&b.instance),
+                backup_id: Some(&b.id),
+                activity: None,
+                detail: serde_json::json!({
+                    "archive_storage": a.storage,
+                    "archive_retention_days": days,
+                }),
+            })?;
+            let r = async {
+                // The manifest first: a half-done delete never leaves
+                // something that looks like a backup.
+                for key in [b.manifest_key.as_deref(), b.data_key.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    match storage.delete(key).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                self.catalog
+                    .clear_archived(&b.id)
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match r {
+                Ok(()) => {
+                    task.succeed(None);
+                    deleted.push(format!("{} (archive)", b.id));
                 }
                 Err(e) => task.fail(e, None),
             }
