@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 # Both install what they need first (scripts/setup.sh is idempotent).
 
-.PHONY: setup plugins build run test bench bench-s3 bench-snapshot clean-state
+.PHONY: setup plugins build run test bench bench-s3 bench-snapshot bench-daemon clean-state
 
 setup:
 	scripts/setup.sh
@@ -35,6 +35,12 @@ bench-s3: plugins
 
 bench-snapshot: build
 	cargo bench -p redback --bench snapshot
+
+# The daemon with 10,000 configured instances (start time, idle RSS and CPU)
+# and the catalog with 10,000 backups of one instance (listing by time range).
+bench-daemon: build
+	cargo bench -p redback --bench daemon_start
+	cargo bench -p redback --bench catalog
 
 clean-state:
 	rm -rf var
