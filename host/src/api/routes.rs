@@ -100,7 +100,10 @@ pub async fn require_token(State(api): State<Api>, req: Request, next: Next) -> 
     }
 }
 
-fn instance_view(service: &Service, name: &str) -> Result<Value, ServiceError> {
+/// One instance; `with_rules` adds the provider's whole rule set (the
+/// single-instance view; the list leaves it out, it is the same for every
+/// instance of a provider and would be most of a 10,000-instance reply).
+fn instance_view(service: &Service, name: &str, with_rules: bool) -> Result<Value, ServiceError> {
     let m = service.instance(name)?;
     let activity = service.tasks.activity(name);
     let descriptor = m.provider.as_ref().map(|p| p.descriptor().clone());
@@ -127,20 +130,32 @@ fn instance_view(service: &Service, name: &str) -> Result<Value, ServiceError> {
         "state": activity.clone().map(|a| serde_json::to_value(a).unwrap_or_default()).unwrap_or(json!({"state": "running"})),
         "state_label": state_label,
         "policy": *m.policy.read().unwrap_or_else(|p| p.into_inner()),
-        "provider_rules": descriptor,
+        "provider_rules": if with_rules { serde_json::to_value(descriptor).unwrap_or_default() } else { Value::Null },
     }))
 }
 
 pub async fn list_instances(State(api): State<Api>) -> ApiResult {
-    let mut out = Vec::new();
-    for name in api.service.live().instances.keys() {
-        out.push(instance_view(&api.service, name)?);
+    // Serialised one instance at a time into one buffer: no tree of the
+    // whole list is ever held.
+    let live = api.service.live();
+    let mut out = Vec::with_capacity(live.instances.len() * 512);
+    out.push(b'[');
+    for (i, name) in live.instances.keys().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let mut v = instance_view(&api.service, name, false)?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("provider_rules");
+        }
+        serde_json::to_writer(&mut out, &v).map_err(|e| ServiceError::Internal(e.to_string()))?;
     }
-    ok(out)
+    out.push(b']');
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 pub async fn get_instance(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
-    ok(instance_view(&api.service, &name)?)
+    ok(instance_view(&api.service, &name, true)?)
 }
 
 pub async fn get_policy(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {

@@ -129,6 +129,8 @@ pub async fn build_instances(
     catalog: &Catalog,
 ) -> anyhow::Result<BTreeMap<String, Arc<Managed>>> {
     let (providers, provider_errors) = open_providers(config, host, plugins).await;
+    // One query for every stored policy, not one per instance.
+    let mut stored_policies = catalog.get_all_policies()?;
     let mut instances = BTreeMap::new();
     for (name, i) in &config.instances {
         let provider = match &i.provider {
@@ -144,8 +146,8 @@ pub async fn build_instances(
         };
         let policy = match &provider {
             Some(p) => {
-                let stored: Option<Policy> = catalog
-                    .get_policy(name)?
+                let stored: Option<Policy> = stored_policies
+                    .remove(name)
                     .and_then(|v| serde_json::from_value(v).ok());
                 let (policy, _) = effective_policy(i, p.as_ref(), stored.as_ref())
                     .await
