@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod links;
+pub mod metrics;
 pub mod pipe;
 pub mod plugin;
 pub mod provider;

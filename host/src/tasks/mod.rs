@@ -4,9 +4,10 @@
 //! recovering by backup, recovering by key, cloning).
 //!
 //! Owns: starting and ending tasks, live progress (counters the running
-//! work updates, written to the catalog about once a second), and the rule
-//! that an instance does one thing at a time. Must not: run the work
-//! itself (the daemon's service does) or know how a backup is taken.
+//! work updates, written to the catalog about once a second), the rule
+//! that an instance does one thing at a time, and telling the daemon's
+//! [`Metrics`] of every task that ends. Must not: run the work itself (the
+//! daemon's service does) or know how a backup is taken.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError, TaskKind, TaskQuery, TaskRecord, TaskState};
+use crate::metrics::{BackupOutcome, Ended, Gauges, Metrics};
 use crate::schedule::Clock;
 
 /// What an instance is busy with; shown with the provider's labels.
@@ -98,8 +100,15 @@ pub struct NewTask<'a> {
 pub struct TaskCenter {
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
-    running: Mutex<HashMap<String, Arc<TaskProgress>>>,
+    running: Mutex<HashMap<String, Running>>,
     busy: Mutex<HashMap<String, Activity>>,
+    metrics: Metrics,
+}
+
+/// A task between its start and its end.
+struct Running {
+    kind: TaskKind,
+    progress: Arc<TaskProgress>,
 }
 
 impl TaskCenter {
@@ -109,7 +118,27 @@ impl TaskCenter {
             clock,
             running: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
+            metrics: Metrics::new(),
         })
+    }
+
+    /// The metrics text (`GET /metrics`): the counters of tasks that ended,
+    /// with the gauges read now from the running tasks and the catalog
+    /// (every status of each of `instances`, zero when none). Blocks on
+    /// the catalog: call it from `spawn_blocking`.
+    pub fn metrics_text(
+        &self,
+        instances: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<String, CatalogError> {
+        let running: Vec<TaskKind> = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| r.kind)
+            .collect();
+        let gauges = Gauges::read(&self.catalog, instances, running)?;
+        Ok(self.metrics.render(&gauges))
     }
 
     fn new_id(&self, kind: TaskKind) -> String {
@@ -165,11 +194,19 @@ impl TaskCenter {
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), progress.clone());
+            .insert(
+                id.clone(),
+                Running {
+                    kind: new.kind,
+                    progress: progress.clone(),
+                },
+            );
         Ok(Task {
             center: self.clone(),
             id,
+            kind: new.kind,
             instance: new.instance.map(str::to_string),
+            started_at: now,
             progress,
             ended: false,
         })
@@ -222,7 +259,7 @@ impl TaskCenter {
             .unwrap_or_else(|p| p.into_inner())
             .get(&t.id)
         {
-            (t.bytes_done, t.bytes_total, t.keys_done) = p.read();
+            (t.bytes_done, t.bytes_total, t.keys_done) = p.progress.read();
         }
     }
 
@@ -234,7 +271,7 @@ impl TaskCenter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.progress.clone()))
             .collect();
         for (id, p) in snapshot {
             self.write_progress(&id, &p);
@@ -272,6 +309,51 @@ impl TaskCenter {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&task.id);
         self.release(task.instance.as_deref(), &task.id);
+        let seconds = self
+            .clock
+            .now()
+            .duration_since(task.started_at)
+            .as_secs_f64()
+            .max(0.0);
+        self.metrics.record(&Ended {
+            kind: task.kind,
+            instance: task.instance.as_deref(),
+            succeeded: state == TaskState::Succeeded,
+            seconds,
+            backup: self.backup_outcome(task, state, detail.as_ref()),
+        });
+    }
+
+    /// A backup task's backup, as the catalog holds it when the task ends.
+    /// The service names it in the task's outcome (`backup_id`), having
+    /// written the row first, so the row says whether a person or the
+    /// schedule started it. `None` when the backup failed before its row
+    /// was written (or the task was dropped, with no outcome).
+    fn backup_outcome(
+        &self,
+        task: &Task,
+        state: TaskState,
+        detail: Option<&serde_json::Value>,
+    ) -> Option<BackupOutcome> {
+        if task.kind != TaskKind::Backup {
+            return None;
+        }
+        let id = detail?.get("backup_id")?.as_str()?;
+        match self.catalog.get_backup(id) {
+            Ok(Some(b)) => Some(BackupOutcome {
+                kind: b.kind,
+                stored_bytes: if state == TaskState::Succeeded {
+                    b.stored_bytes
+                } else {
+                    0
+                },
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(task = %task.id, "cannot read the backup for the metrics: {e}");
+                None
+            }
+        }
     }
 }
 
@@ -280,7 +362,9 @@ impl TaskCenter {
 pub struct Task {
     center: Arc<TaskCenter>,
     pub id: String,
+    kind: TaskKind,
     instance: Option<String>,
+    started_at: jiff::Timestamp,
     pub progress: Arc<TaskProgress>,
     ended: bool,
 }
@@ -330,5 +414,148 @@ fn activity_words(a: &Activity) -> &'static str {
         Activity::RecoveringByBackup { .. } => "recovering by backup",
         Activity::RecoveringByKey { .. } => "recovering by key",
         Activity::Cloning { .. } => "cloning",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::Kind;
+    use crate::catalog::BackupStatus;
+    use crate::metrics::backup_row;
+    use crate::schedule::ManualClock;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn center() -> (Arc<TaskCenter>, ManualClock, Arc<Catalog>) {
+        let catalog = Arc::new(Catalog::open_in_memory().unwrap());
+        let clock = ManualClock::new(jiff::Timestamp::from_second(T0).unwrap());
+        let center = TaskCenter::new(catalog.clone(), Arc::new(clock.clone()));
+        (center, clock, catalog)
+    }
+
+    fn new_task<'a>(kind: TaskKind, instance: &'a str) -> NewTask<'a> {
+        NewTask {
+            kind,
+            instance: Some(instance),
+            backup_id: None,
+            activity: Some(|task, _| Activity::BackingUp { task }),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn metrics_count_what_each_task_ended_as() {
+        let (center, clock, catalog) = center();
+        let secs = |s| std::time::Duration::from_secs(s);
+
+        // A manual backup of `a`, recorded complete by the service before it
+        // succeeds, 90 seconds long.
+        let t = center.start(new_task(TaskKind::Backup, "a")).unwrap();
+        let mut b1 = backup_row("a", "b1", Kind::Manual, T0, BackupStatus::Complete);
+        b1.finished_at = Some(jiff::Timestamp::from_second(T0 + 90).unwrap());
+        catalog.upsert_backup(&b1).unwrap();
+        clock.advance(secs(90));
+        t.succeed(Some(serde_json::json!({ "backup_id": "b1" })));
+
+        // An automatic backup of `a` that failed after its row was written.
+        let t = center.start(new_task(TaskKind::Backup, "a")).unwrap();
+        let b2 = backup_row("a", "b2", Kind::Automatic, T0 + 90, BackupStatus::Failed);
+        catalog.upsert_backup(&b2).unwrap();
+        clock.advance(secs(10));
+        t.fail(
+            "boom".into(),
+            Some(serde_json::json!({ "backup_id": "b2" })),
+        );
+
+        // A backup of `b` dropped before it wrote anything.
+        drop(center.start(new_task(TaskKind::Backup, "b")).unwrap());
+
+        center
+            .start(new_task(TaskKind::Restore, "a"))
+            .unwrap()
+            .succeed(None);
+        center
+            .start(new_task(TaskKind::Clone, "b"))
+            .unwrap()
+            .fail("no".into(), None);
+        let _archiving = center
+            .start(NewTask {
+                activity: None,
+                ..new_task(TaskKind::Archive, "a")
+            })
+            .unwrap();
+
+        let text = center.metrics_text(["a", "b"]).unwrap();
+        let got: Vec<String> = crate::metrics::parse(&text)
+            .iter()
+            .map(crate::metrics::Sample::line)
+            .collect();
+        let mut expected: Vec<String> = vec![
+            "redback_backups_total{instance=a,kind=automatic,result=failed} 1".into(),
+            "redback_backups_total{instance=a,kind=manual,result=succeeded} 1".into(),
+            "redback_backups_total{instance=b,kind=unknown,result=failed} 1".into(),
+            "redback_backup_stored_bytes_total{instance=a} 4096".into(),
+        ];
+        for le in crate::metrics::BACKUP_SECONDS_BUCKETS {
+            let n = u8::from(le >= 90.0);
+            expected.push(format!(
+                "redback_backup_duration_seconds_bucket{{instance=a,le={le}}} {n}"
+            ));
+        }
+        expected.extend(
+            [
+                "redback_backup_duration_seconds_bucket{instance=a,le=+Inf} 1",
+                "redback_backup_duration_seconds_sum{instance=a} 90",
+                "redback_backup_duration_seconds_count{instance=a} 1",
+                "redback_backup_last_success_timestamp_seconds{instance=a} 1700000090",
+                "redback_catalog_backups{instance=a,status=complete} 1",
+                "redback_catalog_backups{instance=a,status=deleted} 0",
+                "redback_catalog_backups{instance=a,status=failed} 1",
+                "redback_catalog_backups{instance=a,status=running} 0",
+                "redback_catalog_backups{instance=b,status=complete} 0",
+                "redback_catalog_backups{instance=b,status=deleted} 0",
+                "redback_catalog_backups{instance=b,status=failed} 0",
+                "redback_catalog_backups{instance=b,status=running} 0",
+                "redback_tasks_total{kind=backup,result=failed} 2",
+                "redback_tasks_total{kind=backup,result=succeeded} 1",
+                "redback_tasks_total{kind=clone,result=failed} 1",
+                "redback_tasks_total{kind=restore,result=succeeded} 1",
+                "redback_tasks_running{kind=backup} 0",
+                "redback_tasks_running{kind=restore} 0",
+                "redback_tasks_running{kind=clone} 0",
+                "redback_tasks_running{kind=archive} 1",
+                "redback_tasks_running{kind=sweep} 0",
+                "redback_tasks_running{kind=download} 0",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn counters_do_not_go_down_when_the_sweeper_removes_backups() {
+        let (center, _clock, catalog) = center();
+        let t = center.start(new_task(TaskKind::Backup, "a")).unwrap();
+        catalog
+            .upsert_backup(&backup_row(
+                "a",
+                "b1",
+                Kind::Automatic,
+                T0,
+                BackupStatus::Complete,
+            ))
+            .unwrap();
+        t.succeed(Some(serde_json::json!({ "backup_id": "b1" })));
+        let ok =
+            "redback_backups_total{instance=\"a\",kind=\"automatic\",result=\"succeeded\"} 1\n";
+        assert!(center.metrics_text(["a"]).unwrap().contains(ok));
+
+        catalog.delete_backup("b1").unwrap();
+        let text = center.metrics_text(["a"]).unwrap();
+        assert!(text.contains(ok), "{text}");
+        assert!(text.contains("redback_backup_stored_bytes_total{instance=\"a\"} 4096\n"));
+        assert!(text.contains("redback_catalog_backups{instance=\"a\",status=\"complete\"} 0\n"));
+        assert!(!text.contains("redback_backup_last_success_timestamp_seconds{"));
     }
 }
