@@ -23,7 +23,7 @@ test: plugins
 	REDBACK_VALKEY9="$$(scripts/compat-servers.sh valkey9)" \
 	REDBACK_S3S_FS="$$(scripts/test-servers.sh s3)" \
 	REDBACK_EMULATOR_PYTHON="$$(scripts/test-servers.sh emulators)" \
-	cargo test --release -p redback -p objstore
+	cargo test --release -p redback -p objstore -p provider-kit
 
 # Benchmarks that print tables with their references measured in the same run.
 bench: plugins
