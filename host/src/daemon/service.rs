@@ -483,6 +483,14 @@ impl Service {
                         "a clone needs `target` (an empty Redis) or `spawn_port` and `spawn_dir` (a new local redis-server)".into(),
                     ));
                 }
+                if let Some(d) = &req.spawn_dir
+                    && !d.is_absolute()
+                {
+                    return Err(ServiceError::BadRequest(format!(
+                        "`spawn_dir` is `{}`; give an absolute path on the daemon's machine",
+                        d.display()
+                    )));
+                }
                 crate::restore::Scope::CloneInto { force: false }
             }
         };
