@@ -404,6 +404,15 @@ timezone = "Asia/Shanghai"
         .unwrap_err();
     assert_eq!(e.code(), Some("forbidden_by_provider"));
     assert!(e.to_string().contains("password"), "{e}");
+    // The instance's credentials never go to another address.
+    let mut elsewhere = keys.clone();
+    elsewhere["password"] = json!("orders-pw");
+    elsewhere["target"] = json!("127.0.0.1:1");
+    let e = c
+        .post(&format!("/backups/{oid}/restore"), &elsewhere)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("bad_request"), "{e}");
     let mut confirmed = keys.clone();
     confirmed["password"] = json!("orders-pw");
     let r = c

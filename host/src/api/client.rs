@@ -133,7 +133,11 @@ impl Client {
             .method(method)
             .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
             .header(http::header::HOST, &authority);
-        if let Some(t) = &self.token {
+        // The token goes to the daemon only, never to another host a
+        // link points at (a presigned storage URL).
+        if let Some(t) = &self.token
+            && authority == self.authority
+        {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
         }
         let body = match body {

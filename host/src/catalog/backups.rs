@@ -440,8 +440,8 @@ impl Catalog {
         Ok(found.pop())
     }
 
-    /// Replaces the whole backups table, in one transaction, with exactly
-    /// what `manifests` (storage name, manifest key, manifest) say: every
+    /// Replaces the backups table but its running rows, in one transaction,
+    /// with exactly what `manifests` (storage name, manifest key, manifest) say: every
     /// backup becomes `complete` with no archive copy. Tasks, the window log
     /// and policies are untouched. A manifest whose times do not parse, or
     /// whose id came already (list main storages before archive ones), is
@@ -456,7 +456,9 @@ impl Catalog {
             .map_err(|e| self.sql(e))?;
         let mut report = RebuildReport {
             removed: tx
-                .execute("DELETE FROM backups", [])
+                // Backups still running (or cut off by a crash, for the
+                // next start to clean up) have no manifest yet: kept.
+                .execute("DELETE FROM backups WHERE status != 'running'", [])
                 .map_err(|e| self.sql(e))?,
             ..RebuildReport::default()
         };

@@ -45,15 +45,61 @@ pub(super) async fn backup(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--from`, `--to` and `--kind` of `redback backups`.
+pub(super) struct Filter {
+    from: Option<jiff::Timestamp>,
+    to: Option<jiff::Timestamp>,
+    kind: Option<Kind>,
+}
+
+impl Filter {
+    pub(super) fn parse(
+        from: Option<String>,
+        to: Option<String>,
+        kind: Option<String>,
+    ) -> anyhow::Result<Filter> {
+        let time = |flag: &str, v: Option<String>| -> anyhow::Result<Option<jiff::Timestamp>> {
+            v.map(|s| {
+                s.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{flag} `{s}`: write an RFC 3339 time such as 2026-11-21T02:00:00Z"
+                    )
+                })
+            })
+            .transpose()
+        };
+        let kind = match kind.as_deref() {
+            None => None,
+            Some("automatic") => Some(Kind::Automatic),
+            Some("manual") => Some(Kind::Manual),
+            Some(other) => anyhow::bail!("--kind `{other}`: write automatic or manual"),
+        };
+        Ok(Filter {
+            from: time("--from", from)?,
+            to: time("--to", to)?,
+            kind,
+        })
+    }
+
+    fn keeps(&self, m: &backup::Manifest) -> bool {
+        let started: Option<jiff::Timestamp> = m.started_at.parse().ok();
+        self.kind.is_none_or(|k| k == m.kind)
+            && self.from.is_none_or(|f| started.is_some_and(|t| t >= f))
+            && self.to.is_none_or(|t| started.is_some_and(|s| s < t))
+    }
+}
+
 pub(super) async fn list(
     config_path: &Path,
     instance: &str,
+    filter: &Filter,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let inst = config.instance(instance)?.clone();
     let (_host, storage) = Daemon::open_storage(&config, &inst.storage).await?;
-    let manifests = backup::list(&inst, storage.as_ref()).await?;
+    let mut manifests = backup::list(&inst, storage.as_ref()).await?;
+    manifests.retain(|m| filter.keeps(m));
     if json {
         println!("{}", serde_json::to_string_pretty(&manifests)?);
         return Ok(ExitCode::SUCCESS);

@@ -397,9 +397,14 @@ pub(super) async fn local(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backups {
             config,
             instance,
+            from,
+            to,
+            kind,
             json,
-            ..
-        } => backup_cmd::list(&need(config)?, &instance, json).await,
+        } => {
+            let filter = backup_cmd::Filter::parse(from, to, kind)?;
+            backup_cmd::list(&need(config)?, &instance, &filter, json).await
+        }
         Command::Verify {
             config,
             backup,

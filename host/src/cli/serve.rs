@@ -27,6 +27,9 @@ pub(super) async fn run(
     let state = Arc::new(daemon.state());
     let clock = clock()?;
     let service = crate::daemon::boot::service(daemon, clock).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; pick a free address with --listen or daemon.listen")
+    })?;
     crate::daemon::boot::start_background(&service).await;
     tracing::info!(
         plugins,
@@ -37,18 +40,33 @@ pub(super) async fn run(
     );
     #[cfg(unix)]
     reload_on_sighup(service.clone())?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr}; pick a free address with --listen or daemon.listen")
-    })?;
     tracing::info!("REST API on http://{}", listener.local_addr()?);
     let api = crate::api::routes::Api {
         service: service.clone(),
         token: Arc::new(token),
     };
-    axum::serve(listener, crate::api::router(state, Some(api)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the API server failed")?;
+    // The first signal stops the scheduler at once and lets requests in
+    // flight end; a second one stops without waiting for them.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let (s, n) = (service.clone(), stopping.clone());
+    let server = axum::serve(listener, crate::api::router(state, Some(api)))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            n.notify_one();
+            tracing::info!(
+                "stopping: no new automatic backups; waiting for requests and tasks in progress"
+            );
+            if let Some(h) = s.scheduler.lock().await.take() {
+                tokio::spawn(h.shutdown());
+            }
+        });
+    tokio::select! {
+        r = server => r.context("the API server failed")?,
+        _ = async { stopping.notified().await; shutdown_signal().await } => {
+            tracing::warn!("stopping without waiting for the requests and tasks in progress");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     drain(&service).await;
     tracing::info!("daemon stopped");
     Ok(ExitCode::SUCCESS)

@@ -66,25 +66,21 @@ pub async fn rebuild_catalog(
             mains.push((i.storage.clone(), manifest_key, m));
         }
     }
-    let report = catalog.rebuild(mains)?;
-    let known: HashSet<String> = catalog
-        .list_backups(&Default::default())?
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
-    let mut archived = 0;
+    // Archive copies are listed before the catalog changes: a storage that
+    // fails here leaves it as it was.
+    let mut copies = Vec::new();
     for i in config.instances.values() {
         let Some(archive) = &i.archive_storage else {
             continue;
         };
         let s = storage(archive)?;
-        let copies = backup::list(i, s.as_ref()).await.with_context(|| {
+        let found = backup::list(i, s.as_ref()).await.with_context(|| {
             format!(
                 "listing the archive copies of instance `{}` in `{archive}`",
                 i.name
             )
         })?;
-        for m in copies.iter().filter(|m| known.contains(&m.id)) {
+        for m in found {
             let (_, manifest_key) = backup::object_keys(i, &m.id);
             let at = s
                 .stat(&manifest_key)
@@ -93,7 +89,20 @@ pub async fn rebuild_catalog(
                 .and_then(|o| jiff::Timestamp::from_millisecond(o.modified_unix_ms as i64).ok())
                 .or_else(|| m.finished_at.parse().ok())
                 .unwrap_or_else(jiff::Timestamp::now);
-            catalog.set_archived(&m.id, archive, at)?;
+            copies.push((m.id, archive.clone(), at));
+        }
+    }
+    let report = catalog.rebuild(mains)?;
+    let known: HashSet<String> = catalog
+        .list_backups(&Default::default())?
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    let mut archived = 0;
+    for (id, archive, at) in copies {
+        // A copy whose original was swept is not in the list; left out.
+        if known.contains(&id) {
+            catalog.set_archived(&id, &archive, at)?;
             archived += 1;
         }
     }

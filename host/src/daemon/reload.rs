@@ -57,6 +57,19 @@ impl Service {
                 restart_needed.push("daemon.catalog".to_string());
                 new.catalog = was.catalog.clone();
             }
+            if new.max_concurrent_backups != was.max_concurrent_backups {
+                restart_needed.push("daemon.max_concurrent_backups".to_string());
+            }
+            for (name, st) in &config.storages {
+                let before = old
+                    .config
+                    .storages
+                    .get(name)
+                    .and_then(|s| s.max_concurrent_backups);
+                if st.max_concurrent_backups != before {
+                    restart_needed.push(format!("storage.{name}.max_concurrent_backups"));
+                }
+            }
             if new.api_token_file != was.api_token_file {
                 restart_needed.push("daemon.api_token_file".to_string());
                 new.api_token_file = was.api_token_file.clone();

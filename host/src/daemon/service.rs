@@ -65,8 +65,8 @@ pub struct Managed {
     pub policy: RwLock<Option<Policy>>,
 }
 
-/// What a restore request asks for.
-#[derive(Debug, Clone, Deserialize)]
+/// What a restore request asks for. Its `Debug` leaves the passwords out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// `in-place`, `keys` or `clone`.
@@ -81,9 +81,31 @@ pub struct RestoreRequest {
     pub spawn_dir: Option<std::path::PathBuf>,
     /// The instance password, when the provider asks for it as confirmation.
     pub password: Option<String>,
+    /// For a clone into `target`: that server's password (the instance's
+    /// credentials are never sent to another address).
+    pub target_password: Option<String>,
     /// Keys: keep existing keys instead of replacing them.
     #[serde(default)]
     pub no_replace: bool,
+}
+
+impl std::fmt::Debug for RestoreRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreRequest")
+            .field("mode", &self.mode)
+            .field("keys", &self.keys)
+            .field("db", &self.db)
+            .field("target", &self.target)
+            .field("spawn_port", &self.spawn_port)
+            .field("spawn_dir", &self.spawn_dir)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field(
+                "target_password",
+                &self.target_password.as_ref().map(|_| "***"),
+            )
+            .field("no_replace", &self.no_replace)
+            .finish()
+    }
 }
 
 /// A download link handed out.
@@ -452,6 +474,12 @@ impl Service {
                 }
             }
         }
+        if req.target.is_some() && req.mode != RestoreMode::Clone {
+            return Err(ServiceError::BadRequest(
+                "`target` is for a clone; an in-place or keys restore goes into the instance itself"
+                    .into(),
+            ));
+        }
         let manifest = self.manifest_of(&b)?;
         let storage = self.storage(&b.storage)?;
         let (kind, activity): (TaskKind, fn(String, String) -> Activity) = match req.mode {
@@ -537,7 +565,12 @@ impl Service {
                     .target
                     .clone()
                     .unwrap_or_else(|| m.config.address.clone());
-                let ep = crate::backup::endpoint_for(&m.config, &addr);
+                let mut ep = crate::backup::endpoint_for(&m.config, &addr);
+                if req.target.is_some() {
+                    // The instance's credentials never go to another address.
+                    ep.username = None;
+                    ep.password = req.target_password.clone().map(crate::config::Secret::new);
+                }
                 let opts = crate::restore::Options {
                     scope,
                     replace: !req.no_replace,
@@ -629,6 +662,11 @@ impl Service {
             let Some(m) = self.live().instances.get(&b.instance).cloned() else {
                 continue;
             };
+            // A restore, clone or backup of the instance may be reading it:
+            // the next sweep (a minute on) takes it.
+            if self.tasks.activity(&b.instance).is_some() {
+                continue;
+            }
             if m.config.keep_last > 0 {
                 let newest = self.catalog.list_backups(&BackupQuery {
                     instance: Some(b.instance.clone()),
@@ -689,6 +727,9 @@ impl Service {
             let (Some(a), Some(m)) = (&b.archived, live.instances.get(&b.instance)) else {
                 continue;
             };
+            if self.tasks.activity(&b.instance).is_some() {
+                continue;
+            }
             let days = m.config.archive_retention_days.or_else(|| {
                 m.provider
                     .as_ref()
@@ -764,12 +805,27 @@ impl Service {
                 continue;
             };
             let manifest_key = b.manifest_key.clone().unwrap_or_default();
-            if let Ok(bytes) = backup::read_all(storage.as_ref(), &manifest_key, 1 << 20).await
-                && let Ok(manifest) = Manifest::from_json(&bytes)
-            {
-                self.catalog
-                    .record_manifest(&b.storage, &manifest, &manifest_key)?;
-                continue;
+            match backup::read_all(storage.as_ref(), &manifest_key, 1 << 20).await {
+                Ok(bytes) => match Manifest::from_json(&bytes) {
+                    Ok(manifest) => {
+                        self.catalog
+                            .record_manifest(&b.storage, &manifest, &manifest_key)?;
+                        continue;
+                    }
+                    // A manifest that does not parse is not a backup; its
+                    // objects go like a cut-off one's.
+                    Err(e) => {
+                        tracing::warn!(backup = %b.id, "its manifest does not parse: {e}");
+                        let _ = storage.delete(&manifest_key).await;
+                    }
+                },
+                Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
+                // Not knowing whether the manifest landed: touch nothing,
+                // look again at the next start.
+                Err(e) => {
+                    tracing::error!(backup = %b.id, "cannot tell whether it completed, left for the next start: {e}");
+                    continue;
+                }
             }
             if let Some(k) = &b.data_key {
                 let _ = storage.delete(k).await;

@@ -73,10 +73,6 @@ pub(crate) fn object_meta(key: String, stat: &DescriptorStat) -> ObjectMeta {
     }
 }
 
-/// Deleting the last object of a directory removes the directory and its
-/// now-empty parents, so deleted backups leave no empty tree behind. Stops at
-/// the first that is not empty; a race with an upload creating it is handled
-/// by the upload's retry.
 /// Removes the partial files of `key`: uploads a killed process never
 /// finished nor aborted (the contract's `delete` takes them too).
 fn remove_partials_of(config: &Config, key: &str) -> Result<(), Error> {
@@ -108,6 +104,10 @@ fn remove_partials_of(config: &Config, key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Deleting the last object of a directory removes the directory and its
+/// now-empty parents, so deleted backups leave no empty tree behind. Stops at
+/// the first that is not empty; a race with an upload creating it is handled
+/// by the upload's retry.
 fn remove_empty_parents(config: &Config, key: &str) {
     for (slash, _) in key.rmatch_indices('/') {
         if config.root.remove_directory_at(&key[..slash]).is_err() {
