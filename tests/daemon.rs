@@ -939,6 +939,22 @@ async fn every_cli_command_talks_to_the_daemon_with_server() {
     assert_eq!(json(&["sweep", "--json"])["deleted"], json!([]));
     assert_eq!(json(&["catalog", "rebuild", "--json"])["inserted"], 1);
 
+    // A stored backup altered in place: verify names it damaged (422), not
+    // a storage that may come back.
+    let data = walk_files(&s.backups_dir())
+        .into_iter()
+        .find(|f| f.contains(&id) && f.ends_with(".zst"))
+        .unwrap();
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let (ok_, _, err) = cli(&["verify", "--backup", &id]);
+    assert!(
+        !ok_ && err.contains("422") && err.contains("backup_damaged"),
+        "{err}"
+    );
+
     // Without a token, the daemon's sentence says where to find it.
     let out = Command::new(env!("CARGO_BIN_EXE_redback"))
         .args(["--server", &server, "tasks"])

@@ -63,6 +63,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(_) => (StatusCode::CONFLICT, "busy"),
             ServiceError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ServiceError::Damaged(_) => (StatusCode::UNPROCESSABLE_ENTITY, "backup_damaged"),
             ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, code, e.to_string())

@@ -37,8 +37,22 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The stored backup is not what its manifest says (sha256, RDB,
+    /// CRC-64 or counts): retrying will not help.
+    #[error("{0}")]
+    Damaged(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<backup::VerifyError> for ServiceError {
+    fn from(e: backup::VerifyError) -> Self {
+        match e {
+            backup::VerifyError::Mismatch { .. } => ServiceError::Damaged(e.to_string()),
+            backup::VerifyError::NotFound { .. } => ServiceError::NotFound(e.to_string()),
+            other => ServiceError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl From<crate::catalog::CatalogError> for ServiceError {
@@ -393,9 +407,7 @@ impl Service {
     pub async fn verify(&self, id: &str) -> Result<backup::Verified, ServiceError> {
         let b = self.backup_record(id)?;
         let m = self.manifest_of(&b)?;
-        backup::verify(self.storage(&b.storage)?, &m)
-            .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+        Ok(backup::verify(self.storage(&b.storage)?, &m).await?)
     }
 
     /// Keys per db and type, the biggest keys, and keys matching `pattern`.
@@ -407,9 +419,7 @@ impl Service {
     ) -> Result<backup::Inspection, ServiceError> {
         let b = self.backup_record(id)?;
         let m = self.manifest_of(&b)?;
-        backup::inspect(self.storage(&b.storage)?, &m, pattern, top)
-            .await
-            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+        Ok(backup::inspect(self.storage(&b.storage)?, &m, pattern, top).await?)
     }
 
     /// Runs the storage conformance kit against a configured storage.
