@@ -110,6 +110,19 @@ impl Daemon {
         }
     }
 
+    /// Waits for the first automatic backup of `instance` in the list.
+    async fn automatic_backup(&self, instance: &str) -> Value {
+        let path = format!("/instances/{instance}/backups?kind=automatic");
+        self.until(
+            &format!("an automatic backup of {instance}"),
+            async |c: &Client| {
+                let l = c.get(&path).await.unwrap();
+                l.as_array().unwrap().first().cloned()
+            },
+        )
+        .await
+    }
+
     /// Polls until `f` gives `Some`.
     async fn until<T>(&self, what: &str, mut f: impl AsyncFnMut(&Client) -> Option<T>) -> T {
         let started = Instant::now();
@@ -197,23 +210,19 @@ root = "backups"
         self.dir.path().join("backups")
     }
 
-    /// Every file under the backup root, relative to it.
+    /// Every file under the backup root, relative to it, sorted.
     fn stored_files(&self) -> Vec<String> {
-        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for e in entries {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    walk(root, &p, out);
-                } else {
-                    out.push(p.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.backups_dir(), &self.backups_dir(), &mut out);
+        let root = self.backups_dir();
+        let mut out: Vec<String> = walk_files(&root)
+            .iter()
+            .map(|f| {
+                Path::new(f)
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
         out.sort();
         out
     }
@@ -535,15 +544,7 @@ timezone = "Asia/Shanghai"
     // 01:30 on a Monday: inside shop's new window, so an automatic backup
     // runs; it is not orders' window (09:30 in Shanghai).
     set_clock(&s.clock, "2026-03-02T01:30:00Z");
-    let auto = d
-        .until("an automatic backup of shop", async |c: &Client| {
-            let l = c
-                .get("/instances/shop/backups?kind=automatic")
-                .await
-                .unwrap();
-            l.as_array().unwrap().first().cloned()
-        })
-        .await;
+    let auto = d.automatic_backup("shop").await;
     let started = auto["started_at"].as_str().unwrap();
     assert!(
         ("2026-03-02T01:00:00Z".."2026-03-02T02:00:00Z").contains(&started),
@@ -703,15 +704,7 @@ provider = "provider-jd"
 
     // JD's default window is 03:00-04:00: the next one runs normally.
     set_clock(&s.clock, "2026-03-02T03:30:00Z");
-    let auto = d
-        .until("the next window's backup", async |c: &Client| {
-            let l = c
-                .get("/instances/shop/backups?kind=automatic")
-                .await
-                .unwrap();
-            l.as_array().unwrap().first().cloned()
-        })
-        .await;
+    let auto = d.automatic_backup("shop").await;
     assert_eq!(auto["status"], "complete");
     let id = auto["id"].as_str().unwrap();
     let files = s.stored_files();

@@ -104,35 +104,44 @@ pub async fn require_token(State(api): State<Api>, req: Request, next: Next) -> 
 /// One instance; `with_rules` adds the provider's whole rule set (the
 /// single-instance view; the list leaves it out, it is the same for every
 /// instance of a provider and would be most of a 10,000-instance reply).
-fn instance_view(service: &Service, name: &str, with_rules: bool) -> Result<Value, ServiceError> {
-    let m = service.instance(name)?;
-    let activity = service.tasks.activity(name);
-    let descriptor = m.provider.as_ref().map(|p| p.descriptor().clone());
-    let state_label = match (&descriptor, &activity) {
-        (Some(d), None) => d.labels.running.clone(),
+fn instance_view(
+    service: &Service,
+    m: &crate::daemon::service::Managed,
+    with_rules: bool,
+) -> Value {
+    let activity = service.tasks.activity(&m.config.name);
+    let descriptor = m.provider.as_ref().map(|p| p.descriptor());
+    let state_label = match (descriptor, &activity) {
+        (Some(d), None) => d.labels.running.as_str(),
         (Some(d), Some(a)) => match a {
-            crate::tasks::Activity::BackingUp { .. } => d.labels.backing_up.clone(),
+            crate::tasks::Activity::BackingUp { .. } => d.labels.backing_up.as_str(),
             crate::tasks::Activity::RecoveringByBackup { .. } => {
-                d.labels.recovering_by_backup.clone()
+                d.labels.recovering_by_backup.as_str()
             }
-            crate::tasks::Activity::RecoveringByKey { .. } => d.labels.recovering_by_key.clone(),
-            crate::tasks::Activity::Cloning { .. } => d.labels.cloning.clone(),
+            crate::tasks::Activity::RecoveringByKey { .. } => d.labels.recovering_by_key.as_str(),
+            crate::tasks::Activity::Cloning { .. } => d.labels.cloning.as_str(),
         },
-        (None, None) => "running".into(),
-        (None, Some(_)) => "busy".into(),
+        (None, None) => "running",
+        (None, Some(_)) => "busy",
     };
-    Ok(json!({
+    let mut v = json!({
         "name": m.config.name,
         "address": m.config.address,
         "storage": m.config.storage,
         "archive_storage": m.config.archive_storage,
         "provider": m.config.provider,
         "timezone": m.tz.iana_name(),
-        "state": activity.clone().map(|a| serde_json::to_value(a).unwrap_or_default()).unwrap_or(json!({"state": "running"})),
+        "state": activity.as_ref().map(|a| serde_json::to_value(a).unwrap_or_default()).unwrap_or(json!({"state": "running"})),
         "state_label": state_label,
         "policy": *m.policy.read().unwrap_or_else(|p| p.into_inner()),
-        "provider_rules": if with_rules { serde_json::to_value(descriptor).unwrap_or_default() } else { Value::Null },
-    }))
+    });
+    if with_rules && let Some(o) = v.as_object_mut() {
+        o.insert(
+            "provider_rules".into(),
+            serde_json::to_value(descriptor).unwrap_or_default(),
+        );
+    }
+    v
 }
 
 pub async fn list_instances(State(api): State<Api>) -> ApiResult {
@@ -141,22 +150,20 @@ pub async fn list_instances(State(api): State<Api>) -> ApiResult {
     let live = api.service.live();
     let mut out = Vec::with_capacity(live.instances.len() * 512);
     out.push(b'[');
-    for (i, name) in live.instances.keys().enumerate() {
+    for (i, m) in live.instances.values().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let mut v = instance_view(&api.service, name, false)?;
-        if let Some(o) = v.as_object_mut() {
-            o.remove("provider_rules");
-        }
-        serde_json::to_writer(&mut out, &v).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        serde_json::to_writer(&mut out, &instance_view(&api.service, m, false))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
     }
     out.push(b']');
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 pub async fn get_instance(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
-    ok(instance_view(&api.service, &name, true)?)
+    let m = api.service.instance(&name)?;
+    ok(instance_view(&api.service, &m, true))
 }
 
 pub async fn get_policy(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {

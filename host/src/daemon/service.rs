@@ -691,35 +691,15 @@ impl Service {
             let Ok(storage) = self.storage(&b.storage) else {
                 continue;
             };
-            let task = self.tasks.start(NewTask {
-                kind: TaskKind::Sweep,
-                instance: Some(&b.instance),
-                backup_id: Some(&b.id),
-                activity: None,
-                detail: serde_json::json!({ "retention_until": b.retention_until.map(|t| t.to_string()) }),
-            })?;
-            let r = async {
-                for key in [b.manifest_key.as_deref(), b.data_key.as_deref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    match storage.delete(key).await {
-                        Ok(()) => {}
-                        Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.to_string()),
-                    }
-                }
-                self.catalog
-                    .set_backup_status(&b.id, BackupStatus::Deleted)
-                    .map_err(|e| e.to_string())
-            }
-            .await;
-            match r {
-                Ok(()) => {
-                    task.succeed(None);
-                    deleted.push(b.id.clone());
-                }
-                Err(e) => task.fail(e, None),
+            let detail =
+                serde_json::json!({ "retention_until": b.retention_until.map(|t| t.to_string()) });
+            if self
+                .sweep_objects(&b, storage.as_ref(), detail, || {
+                    self.catalog.set_backup_status(&b.id, BackupStatus::Deleted)
+                })
+                .await?
+            {
+                deleted.push(b.id.clone());
             }
         }
         deleted.extend(self.sweep_archives().await?);
@@ -755,43 +735,64 @@ impl Service {
             let Ok(storage) = self.storage(&a.storage) else {
                 continue;
             };
-            let task = self.tasks.start(NewTask {
-                kind: TaskKind::Sweep,
-                instance: Some(&b.instance),
-                backup_id: Some(&b.id),
-                activity: None,
-                detail: serde_json::json!({
-                    "archive_storage": a.storage,
-                    "archive_retention_days": days,
-                }),
-            })?;
-            let r = async {
-                // The manifest first: a half-done delete never leaves
-                // something that looks like a backup.
-                for key in [b.manifest_key.as_deref(), b.data_key.as_deref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    match storage.delete(key).await {
-                        Ok(()) => {}
-                        Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e.to_string()),
-                    }
-                }
-                self.catalog
-                    .clear_archived(&b.id)
-                    .map_err(|e| e.to_string())
-            }
-            .await;
-            match r {
-                Ok(()) => {
-                    task.succeed(None);
-                    deleted.push(format!("{} (archive)", b.id));
-                }
-                Err(e) => task.fail(e, None),
+            let detail = serde_json::json!({
+                "archive_storage": a.storage,
+                "archive_retention_days": days,
+            });
+            if self
+                .sweep_objects(&b, storage.as_ref(), detail, || {
+                    self.catalog.clear_archived(&b.id)
+                })
+                .await?
+            {
+                deleted.push(format!("{} (archive)", b.id));
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes backup `b`'s objects from `storage` as a sweep task, the
+    /// manifest first so a half-done delete never leaves something that
+    /// looks like a backup, then records it with `record`. Returns whether
+    /// it went; a failure is the task's.
+    async fn sweep_objects(
+        &self,
+        b: &BackupRecord,
+        storage: &dyn Storage,
+        detail: serde_json::Value,
+        record: impl FnOnce() -> Result<(), crate::catalog::CatalogError>,
+    ) -> Result<bool, ServiceError> {
+        let task = self.tasks.start(NewTask {
+            kind: TaskKind::Sweep,
+            instance: Some(&b.instance),
+            backup_id: Some(&b.id),
+            activity: None,
+            detail,
+        })?;
+        let mut result = Ok(());
+        for key in [b.manifest_key.as_deref(), b.data_key.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            match storage.delete(key).await {
+                Ok(()) => {}
+                Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        match result.and_then(|()| record().map_err(|e| e.to_string())) {
+            Ok(()) => {
+                task.succeed(None);
+                Ok(true)
+            }
+            Err(e) => {
+                task.fail(e, None);
+                Ok(false)
+            }
+        }
     }
 
     /// At start-up: tasks a crash cut off are marked failed, and the
