@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 # Both install what they need first (scripts/setup.sh is idempotent).
 
-.PHONY: setup plugins build run test bench bench-s3 bench-snapshot bench-daemon clean-state
+.PHONY: setup plugins build run test bench bench-s3 bench-snapshot bench-daemon soak clean-state
 
 setup:
 	scripts/setup.sh
@@ -41,6 +41,11 @@ bench-snapshot: build
 bench-daemon: build
 	cargo bench -p redback --bench daemon_start
 	cargo bench -p redback --bench catalog
+
+# 1,000 backups and 100 restores through the daemon: memory, descriptors
+# and threads at the start, middle and end.
+soak: build
+	cargo bench -p redback --bench soak
 
 clean-state:
 	rm -rf var

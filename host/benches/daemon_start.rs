@@ -23,39 +23,19 @@
 //! tree; `REDBACK_BENCH_INSTANCES` sets the largest size (default 10,000)
 //! and `REDBACK_BENCH_IDLE_SECS` the idle period (default 10).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
+
+use support::{Daemon, cpu_time, env_or, free_port, get, mib, ms, rss};
 
 const TOKEN: &str = "daemon-start-bench-token-0123456789";
 const ROUNDS: usize = 3;
 /// One start may take this long before the bench gives up.
 const START_LIMIT: Duration = Duration::from_secs(600);
 const PROVIDERS: [&str; 3] = ["provider-jd", "provider-alibaba", "provider-tencent"];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The config of `n` instances. Windows are one hour long and start 2 to
 /// 21 hours after the current UTC hour, so none is open during the run.
@@ -94,45 +74,6 @@ fn config(n: usize, plugin_dir: &Path, redis_port: u16) -> String {
     c
 }
 
-/// A response: status and body.
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// One HTTP/1.1 GET on a fresh connection (`Connection: close`).
-fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    if head.contains("transfer-encoding: chunked") {
-        return Err(bad("chunked body; this client reads only a sized body"));
-    }
-    Ok(Response {
-        status,
-        body: raw[end + 4..].to_vec(),
-    })
-}
-
 /// `GET /instances`; returns how many instances it listed.
 fn list_instances(addr: SocketAddr) -> usize {
     let r = get(addr, "/instances", Some(TOKEN)).unwrap();
@@ -144,77 +85,6 @@ fn list_instances(addr: SocketAddr) -> usize {
     );
     let list: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
     list.len()
-}
-
-/// The running daemon; dropping it stops it (SIGTERM, then SIGKILL after
-/// 30 s), so a panicking round leaves no process behind.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Panics with the end of the daemon's log if it has exited.
-    fn check_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!("the daemon exited ({status}):\n{}", tail.join("\n"));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!("the daemon did not stop within 30 s of SIGTERM; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// VmRSS and VmHWM of `pid`, in bytes.
-fn rss(pid: i32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kb * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU time `pid` has used, user plus system.
-fn cpu_time(pid: i32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name, which may hold spaces; utime and
-    // stime are fields 14 and 15, so 12 and 13 after it.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|v| v.parse().unwrap())
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Duration::from_secs_f64((f[0] + f[1]) as f64 / ticks)
 }
 
 /// One start of the daemon on the config in `dir`.
@@ -238,33 +108,15 @@ fn start(bin: &Path, dir: &Path, n: usize, idle: Duration) -> Sample {
     for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let log = dir.join("daemon.log");
     let started = Instant::now();
-    let child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(dir.join("redback.toml"))
-        .args(["--listen", &addr.to_string()])
-        .env("REDBACK_API_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut daemon = Daemon { child, log };
-    loop {
-        if let Ok(r) = get(addr, "/health", None)
-            && r.status == 200
-        {
-            break;
-        }
-        daemon.check_alive();
-        assert!(
-            started.elapsed() < START_LIMIT,
-            "no /health within {START_LIMIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut daemon = Daemon::spawn(
+        bin,
+        &dir.join("redback.toml"),
+        TOKEN,
+        dir.join("daemon.log"),
+    );
+    daemon.wait_healthy(START_LIMIT);
+    let addr = daemon.addr;
     let to_health = started.elapsed();
     let (health_rss, _) = rss(daemon.pid());
     assert_eq!(list_instances(addr), n);
@@ -303,26 +155,10 @@ fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
     v[v.len() / 2]
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
-}
-
 fn main() {
     let largest: usize = env_or("REDBACK_BENCH_INSTANCES", 10_000);
     let idle = Duration::from_secs(env_or("REDBACK_BENCH_IDLE_SECS", 10));
-    let repo = repo();
-    let plugin_dir = repo.join("target/plugins");
-    let built = repo.join("target/release/redback");
-    assert!(
-        built.exists() && plugin_dir.join("storage-local").exists(),
-        "run `make bench-daemon`: it builds the plugins ({}) and the release binary ({})",
-        plugin_dir.display(),
-        built.display()
-    );
+    let (built, plugin_dir) = support::built_daemon("bench-daemon");
     let root = tempfile::tempdir().unwrap();
     // target/ is shared: a copy keeps every start of this run on the same
     // binary even if someone rebuilds it meanwhile.
@@ -446,7 +282,6 @@ fn main() {
          comes in {} ms clock ticks.",
         idle.as_secs(),
         LISTS,
-        // SAFETY: sysconf has no preconditions.
-        1000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }
+        1000 / support::clock_ticks()
     );
 }

@@ -293,6 +293,10 @@ impl TaskCenter {
         detail: Option<serde_json::Value>,
     ) {
         self.write_progress(&task.id, &task.progress);
+        // The instance is free before the end is on record: whoever reads
+        // the task as ended may start the next one at once (a console's
+        // "backup now" right after the last one succeeded got 409).
+        self.release(task.instance.as_deref(), &task.id);
         if let Some(d) = &detail
             && let Err(e) = self.catalog.set_task_detail(&task.id, d)
         {
@@ -308,7 +312,6 @@ impl TaskCenter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&task.id);
-        self.release(task.instance.as_deref(), &task.id);
         let seconds = self
             .clock
             .now()
@@ -441,6 +444,29 @@ mod tests {
             backup_id: None,
             activity: Some(|task, _| Activity::BackingUp { task }),
             detail: serde_json::json!({}),
+        }
+    }
+
+    /// Regression: the soak's back-to-back "backup now" got 409 busy right
+    /// after reading the previous task as succeeded, because the end was
+    /// recorded before the instance was released.
+    #[test]
+    fn an_instance_is_free_once_its_task_reads_as_ended() {
+        let (center, _clock, _catalog) = center();
+        for _ in 0..200 {
+            let t = center.start(new_task(TaskKind::Backup, "a")).unwrap();
+            let id = t.id.clone();
+            let ender = std::thread::spawn(move || t.succeed(None));
+            while center.get(&id).unwrap().unwrap().state == TaskState::Running {
+                std::hint::spin_loop();
+            }
+            let next = center.start(new_task(TaskKind::Backup, "a"));
+            assert!(
+                next.is_ok(),
+                "task {id} read as ended, yet the instance was busy"
+            );
+            ender.join().unwrap();
+            next.unwrap().succeed(None);
         }
     }
 
