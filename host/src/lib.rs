@@ -10,6 +10,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod crash_point;
 pub mod daemon;
 pub mod links;
 pub mod metrics;

@@ -181,6 +181,8 @@ fn service_routes() -> Vec<Mount> {
         mount(Token, Method::GET, "/plugins", list_plugins),
         mount(Token, Method::POST, "/plugins/reload", reload),
         mount(Token, Method::POST, "/catalog/rebuild", rebuild_catalog),
+        mount(Token, Method::GET, "/catalog/check", check_catalog),
+        mount(Token, Method::POST, "/catalog/cleanup", cleanup_catalog),
         mount(Token, Method::GET, "/config", get_config),
         mount(Token, Method::POST, "/backups/{id}/verify", verify_backup),
         mount(Token, Method::GET, "/backups/{id}/inspect", inspect_backup),

@@ -409,6 +409,16 @@ pub async fn rebuild_catalog(State(api): State<Api>) -> ApiResult {
     ok(summary)
 }
 
+/// The catalog held against the storages (`agree` says whether they do).
+pub async fn check_catalog(State(api): State<Api>) -> ApiResult {
+    ok(api.service.check_catalog().await?)
+}
+
+/// Repairs what the check finds that can be repaired, deletes orphans.
+pub async fn cleanup_catalog(State(api): State<Api>) -> ApiResult {
+    ok(api.service.cleanup_catalog().await?)
+}
+
 /// The config in force, resolved, secrets masked, with its problems.
 pub async fn get_config(State(api): State<Api>) -> ApiResult {
     let view = crate::daemon::config_view::resolved_view(&api.service.live().config)

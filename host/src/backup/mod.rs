@@ -31,6 +31,7 @@ pub use source::{Chosen, choose, endpoint_for};
 pub use verify::{Verified, VerifyError, find, verify};
 
 use crate::config::{Compression, InstanceConfig};
+use crate::crash_point::{self, CrashPoint};
 use crate::pipe::ChannelReader;
 use crate::replication::{ReplError, start_sync};
 use crate::storage::{MAX_LIST_KEYS, Storage, StorageError};
@@ -263,6 +264,7 @@ pub async fn run_stamped(
         while let Some(piece) = piece_rx.recv().await {
             sha.update(&piece);
             upload.write(&piece).await?;
+            crash_point::reached(CrashPoint::BackupUploading);
             stored += piece.len() as u64;
             progress
                 .stored_bytes
@@ -307,6 +309,7 @@ pub async fn run_stamped(
             meta.size_bytes
         )));
     }
+    crash_point::reached(CrashPoint::BackupDataStored);
 
     let manifest = Manifest {
         format: "redback-manifest".into(),

@@ -309,6 +309,29 @@ pub enum CatalogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the catalog with what the storages and archive storages
+    /// hold: good backups whose manifest or data object is missing or of the
+    /// wrong size, manifests the catalog does not list, orphaned objects.
+    /// Exits non-zero with each problem, where it is and the fix.
+    Check {
+        /// The TOML config (one-shot); not needed with --server.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repair what `catalog check` finds: write missing manifests back from
+    /// the catalog, record manifests the catalog lacks, delete orphaned
+    /// objects (never one of a good backup or of work under way). The
+    /// daemon runs it at start after a crash; one-shot, it refuses while
+    /// the catalog shows work under way (use --server then).
+    Cleanup {
+        /// The TOML config (one-shot); not needed with --server.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,6 +529,12 @@ pub(super) async fn local(command: Command) -> anyhow::Result<ExitCode> {
         Command::Catalog {
             command: CatalogCommand::Rebuild { config, json },
         } => catalog_cmd::rebuild(&need(config)?, json).await,
+        Command::Catalog {
+            command: CatalogCommand::Check { config, json },
+        } => catalog_cmd::check(&need(config)?, json).await,
+        Command::Catalog {
+            command: CatalogCommand::Cleanup { config, json },
+        } => catalog_cmd::cleanup(&need(config)?, json).await,
         Command::Config {
             command: ConfigCommand::Check { config, json },
         } => config_cmd::check(&need(config)?, json).await,

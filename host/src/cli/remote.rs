@@ -394,6 +394,18 @@ pub(super) async fn run(c: &Client, command: Command) -> anyhow::Result<ExitCode
             super::catalog_cmd::print(&s, c.base(), json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Catalog {
+            command: CatalogCommand::Check { json, .. },
+        } => {
+            let r = serde_json::from_value(c.get("/catalog/check").await?)?;
+            super::catalog_cmd::print_check(&r, json)
+        }
+        Command::Catalog {
+            command: CatalogCommand::Cleanup { json, .. },
+        } => {
+            let r = serde_json::from_value(c.post("/catalog/cleanup", &json!({})).await?)?;
+            super::catalog_cmd::print_cleanup(&r, json)
+        }
         Command::Config {
             command: ConfigCommand::Check { json, .. },
         } => super::config_cmd::print_view(&c.get("/config").await?, json),

@@ -15,6 +15,12 @@ pub(super) async fn run(
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
+    if let Some(p) = crate::crash_point::armed().map_err(anyhow::Error::msg)? {
+        tracing::warn!(
+            "{}={p}: the daemon kills itself with SIGKILL on reaching that point: for tests only",
+            crate::crash_point::ENV
+        );
+    }
     let addr = listen.unwrap_or(config.daemon.listen);
     let daemon = Daemon::start(config).await?;
     let token = crate::daemon::boot::api_token(&daemon)?;

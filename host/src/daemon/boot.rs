@@ -1,5 +1,6 @@
 //! Bring-up of the full daemon: catalog, providers and policies, task
-//! center, crash recovery, scheduler, sweeper; the pieces `serve` runs.
+//! center, crash recovery and catalog clean-up, scheduler, sweeper; the
+//! pieces `serve` runs.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -116,7 +117,24 @@ pub async fn service(daemon: Daemon, clock: Arc<dyn Clock>) -> anyhow::Result<Ar
         clock,
         links,
     ));
-    service.recover().await?;
+    // After a stop that cut work off, the clean-up takes what recovery
+    // could not settle (a clean start skips it: it lists every instance's
+    // prefixes). A storage that does not answer is reported and the daemon
+    // starts all the same.
+    if !service.recover().await? {
+        return Ok(service);
+    }
+    match service.cleanup_catalog().await {
+        Ok(r) => {
+            for a in &r.actions {
+                tracing::warn!(action = %a.action, storage = %a.storage, key = ?a.key, backup = ?a.backup_id, "catalog clean-up at start");
+            }
+            for f in r.after.findings.iter().map(|f| &f.message).chain(&r.failed) {
+                tracing::error!("catalog check at start: {f}");
+            }
+        }
+        Err(e) => tracing::error!("catalog clean-up at start: {e}"),
+    }
     Ok(service)
 }
 

@@ -13,8 +13,10 @@ use anyhow::Context;
 
 pub mod boot;
 pub mod config_view;
+pub mod consistency;
 pub mod providers;
 pub mod rebuild;
+mod recovery;
 pub mod reload;
 pub mod service;
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::backup::{self, Kind, Manifest, Stamp};
 use crate::catalog::{BackupQuery, BackupRecord, BackupStatus, Catalog, TaskKind};
 use crate::config::{Config, InstanceConfig};
+use crate::crash_point::{self, CrashPoint};
 use crate::links::LinkKey;
 use crate::provider::{Policy, Provider, RestoreMode};
 use crate::schedule::Clock;
@@ -145,6 +146,9 @@ pub struct Service {
     pub host: Arc<crate::plugin::PluginHost>,
     /// One reload at a time.
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// Sweeps and catalog clean-ups take turns: a clean-up that saw a
+    /// backup half-swept would otherwise mend what the sweep is deleting.
+    pub(crate) maintenance: tokio::sync::Mutex<()>,
     pub catalog: Arc<Catalog>,
     pub tasks: Arc<TaskCenter>,
     pub clock: Arc<dyn Clock>,
@@ -176,6 +180,7 @@ impl Service {
             live: RwLock::new(Arc::new(live)),
             host,
             reloading: tokio::sync::Mutex::new(()),
+            maintenance: tokio::sync::Mutex::new(()),
             catalog,
             tasks,
             clock,
@@ -202,7 +207,7 @@ impl Service {
         })
     }
 
-    fn storage(&self, name: &str) -> Result<Arc<dyn Storage>, ServiceError> {
+    pub(crate) fn storage(&self, name: &str) -> Result<Arc<dyn Storage>, ServiceError> {
         self.live().storages.get(name).cloned().ok_or_else(|| {
             ServiceError::Unavailable(format!("storage '{name}' is not open; see /health for why"))
         })
@@ -337,6 +342,7 @@ impl Service {
             backup::run_stamped(&source, storage, &request, stamp.clone(), &progress).await;
         match result {
             Ok(manifest) => {
+                crash_point::reached(CrashPoint::BackupManifestStored);
                 task.progress
                     .bytes_total
                     .store(manifest.data.raw_bytes, Relaxed);
@@ -389,7 +395,9 @@ impl Service {
             let to = self.storage(archive).map_err(|e| e.to_string())?;
             let (_, manifest_key) = backup::object_keys(&m.config, &manifest.id);
             copy_object(from.as_ref(), to.as_ref(), &manifest.data.key, &task).await?;
+            crash_point::reached(CrashPoint::ArchiveDataCopied);
             copy_object(from.as_ref(), to.as_ref(), &manifest_key, &task).await?;
+            crash_point::reached(CrashPoint::ArchiveManifestCopied);
             self.catalog
                 .set_archived(&manifest.id, archive, self.clock.now())
                 .map_err(|e| e.to_string())
@@ -666,6 +674,7 @@ impl Service {
     /// newest `keep_last` complete ones of each instance; and archived
     /// copies past the archive's retention. Returns the ids deleted.
     pub async fn sweep(&self) -> Result<Vec<String>, ServiceError> {
+        let _turn = self.maintenance.lock().await;
         let now = self.clock.now();
         let mut deleted = Vec::new();
         for b in self.catalog.expired_backups(now)? {
@@ -770,12 +779,14 @@ impl Service {
             detail,
         })?;
         let mut result = Ok(());
-        for key in [b.manifest_key.as_deref(), b.data_key.as_deref()]
-            .into_iter()
-            .flatten()
-        {
+        let keys = [
+            (b.manifest_key.as_deref(), CrashPoint::SweepManifestDeleted),
+            (b.data_key.as_deref(), CrashPoint::SweepDataDeleted),
+        ];
+        for (key, point) in keys {
+            let Some(key) = key else { continue };
             match storage.delete(key).await {
-                Ok(()) => {}
+                Ok(()) => crash_point::reached(point),
                 Err(e) if e.kind == crate::storage::ErrorKind::NotFound => {}
                 Err(e) => {
                     result = Err(e.to_string());
@@ -798,8 +809,12 @@ impl Service {
     /// At start-up: tasks a crash cut off are marked failed, and the
     /// objects of backups that never completed are removed. A backup whose
     /// manifest did make it to storage is complete after all and is kept.
-    pub async fn recover(&self) -> Result<(), ServiceError> {
-        for t in self.catalog.interrupted_tasks()? {
+    /// A cut-off sweep is finished and a cut-off archive copy is kept if
+    /// its manifest landed, else removed. Returns whether a stop had cut
+    /// anything off.
+    pub async fn recover(&self) -> Result<bool, ServiceError> {
+        let interrupted = self.catalog.interrupted_tasks()?;
+        for t in &interrupted {
             self.catalog.mark_interrupted(
                 &t.id,
                 crate::catalog::INTERRUPTED_MESSAGE,
@@ -811,6 +826,7 @@ impl Service {
             status: Some(BackupStatus::Running),
             ..Default::default()
         })?;
+        let cut_off = !running.is_empty();
         for b in running {
             let Ok(storage) = self.storage(&b.storage) else {
                 continue;
@@ -845,7 +861,9 @@ impl Service {
                 .set_backup_status(&b.id, BackupStatus::Failed)?;
             tracing::warn!(backup = %b.id, "removed the objects of a backup cut off by a stop");
         }
-        Ok(())
+        // Sweeps and archive copies the stop cut off (see `recovery.rs`).
+        self.finish_interrupted(&interrupted).await?;
+        Ok(!interrupted.is_empty() || cut_off)
     }
 
     /// Sets an instance's policy through the provider; stored in the
@@ -1045,6 +1063,7 @@ async fn copy_object(
             .bytes_done
             .fetch_add(chunk.len() as u64, Relaxed);
         up.write(&chunk).await.map_err(|e| e.to_string())?;
+        crash_point::reached(CrashPoint::ArchiveCopying);
     }
     up.finish().await.map(|_| ()).map_err(|e| e.to_string())
 }
