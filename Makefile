@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`.
 # Both install what they need first (scripts/setup.sh is idempotent).
 
-.PHONY: setup plugins build run test bench bench-s3 bench-snapshot bench-daemon soak clean-state
+.PHONY: setup plugins build run test fuzz bench bench-s3 bench-snapshot bench-daemon soak clean-state
 
 setup:
 	scripts/setup.sh
@@ -24,6 +24,15 @@ test: plugins
 	REDBACK_S3S_FS="$$(scripts/test-servers.sh s3)" \
 	REDBACK_EMULATOR_PYTHON="$$(scripts/test-servers.sh emulators)" \
 	cargo test --release -p redback -p objstore -p provider-kit
+	scripts/fuzz.sh $(FUZZ_CI_SECONDS)
+
+# Every fuzz target for FUZZ_SECONDS each (or only FUZZ_TARGETS), on the
+# corpus earlier runs left in target/fuzz/corpus (scripts/fuzz.sh).
+FUZZ_SECONDS ?= 600
+FUZZ_CI_SECONDS ?= 20
+FUZZ_TARGETS ?=
+fuzz: setup
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmarks that print tables with their references measured in the same run.
 bench: plugins

@@ -8,6 +8,7 @@
 
 mod instance;
 mod raw;
+#[cfg_attr(not(feature = "daemon"), allow(unused_imports))]
 pub(crate) use raw::is_sha256_hex;
 mod secrets;
 

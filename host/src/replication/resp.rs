@@ -7,6 +7,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWr
 const MAX_LINE: usize = 64 << 10;
 /// Largest bulk string accepted in a reply (`proto-max-bulk-len` default).
 pub const MAX_BULK: usize = 512 << 20;
+/// Most of a bulk string's announced length reserved before its bytes arrive.
+const BULK_RESERVE: usize = 64 << 10;
 /// Most elements accepted in one array reply.
 const MAX_ARRAY: usize = 16 << 20;
 
@@ -100,28 +102,34 @@ pub async fn read_reply<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Reply, Res
     let mut stack: Vec<Frame> = Vec::new();
     loop {
         let line = read_line(r).await?;
-        let (tag, rest) = line.split_at(line.len().min(1));
+        // By char, not by byte: the line may start with any character.
+        let mut chars = line.chars();
+        let tag = chars.next();
+        let rest = chars.as_str();
         let mut value = match tag {
-            "+" => Reply::Status(rest.to_string()),
-            "-" => Reply::Error(rest.to_string()),
-            ":" => Reply::Integer(parse_int(rest)?),
-            "$" => {
+            Some('+') => Reply::Status(rest.to_string()),
+            Some('-') => Reply::Error(rest.to_string()),
+            Some(':') => Reply::Integer(parse_int(rest)?),
+            Some('$') => {
                 let len = parse_int(rest)?;
                 if len < 0 {
                     Reply::Bulk(None)
                 } else if len as usize > MAX_BULK {
                     return Err(RespError::Protocol(format!("a bulk string of {len} bytes")));
                 } else {
-                    let mut data = vec![0; len as usize + 2];
-                    r.read_exact(&mut data).await.map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => RespError::Closed,
-                        _ => RespError::Io(e),
-                    })?;
+                    // Grown as bytes arrive: a peer announcing 500 MB and
+                    // sending ten bytes must not make us allocate 500 MB.
+                    let want = len as usize + 2;
+                    let mut data = Vec::with_capacity(want.min(BULK_RESERVE));
+                    (&mut *r).take(want as u64).read_to_end(&mut data).await?;
+                    if data.len() < want {
+                        return Err(RespError::Closed);
+                    }
                     data.truncate(len as usize);
                     Reply::Bulk(Some(data))
                 }
             }
-            "*" => {
+            Some('*') => {
                 let len = parse_int(rest)?;
                 if len < 0 {
                     Reply::Array(None)
@@ -131,7 +139,10 @@ pub async fn read_reply<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Reply, Res
                     Reply::Array(Some(Vec::new()))
                 } else {
                     stack.push(Frame::Array {
-                        items: Vec::with_capacity((len as usize).min(1024)),
+                        // Grown as elements arrive: nested arrays that each
+                        // announce many elements would otherwise reserve
+                        // ~32 KiB per 6-byte line.
+                        items: Vec::new(),
                         want: len as usize,
                     });
                     continue;
@@ -191,6 +202,47 @@ mod tests {
                 Reply::Bulk(Some(b"x".to_vec()))
             ]))
         );
+    }
+
+    /// Found by the `resp` fuzz target: a line starting with a byte that is
+    /// not ASCII (read as U+FFFD, three bytes) was split at byte 1, inside
+    /// that character, which panicked.
+    #[tokio::test]
+    async fn a_reply_starting_with_a_non_ascii_byte_is_refused_not_a_panic() {
+        let input =
+            include_bytes!("../../../fuzz/regressions/resp/reply-starting-with-a-non-ascii-byte");
+        assert!(matches!(parse(input).await, Err(RespError::Protocol(_))));
+        assert!(matches!(
+            parse("é\r\n".as_bytes()).await,
+            Err(RespError::Protocol(_))
+        ));
+    }
+
+    /// Found by the `resp` fuzz target: `$4240024` allocated the announced
+    /// 4 MB before reading any of it (and `$536870912` 512 MiB), so a peer
+    /// could make us allocate far more than it sent. The fuzz target's heap
+    /// budget, replaying this input, holds the bound; here, the reply is cut
+    /// short and said so.
+    #[tokio::test]
+    async fn a_bulk_length_is_not_allocated_before_its_bytes_arrive() {
+        let input =
+            include_bytes!("../../../fuzz/regressions/resp/bulk-length-allocated-before-reading");
+        assert!(matches!(parse(input).await, Err(RespError::Closed)));
+        let mut big = b"$536870912\r\n".to_vec();
+        big.extend_from_slice(&[b'x'; 100]);
+        assert!(matches!(parse(&big).await, Err(RespError::Closed)));
+    }
+
+    /// Found while writing the `resp` fuzz target (the fuzzer's budget
+    /// catches it on this input, but did not reach it by itself in a
+    /// short run): 200 nested `*9999` lines, 1,200 bytes, reserved 1,024
+    /// elements each, 6.5 MB, ~5,000 times what was read.
+    #[tokio::test]
+    async fn nested_arrays_are_not_reserved_before_their_elements_arrive() {
+        let input = include_bytes!(
+            "../../../fuzz/regressions/resp/nested-arrays-reserved-before-their-elements"
+        );
+        assert!(matches!(parse(input).await, Err(RespError::Closed)));
     }
 
     #[tokio::test]
