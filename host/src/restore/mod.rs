@@ -249,17 +249,14 @@ async fn run_pass(
         mode: if replay { "replay" } else { "restore-pipeline" }.into(),
         ..Report::default()
     };
-    match &opts.scope {
-        Scope::CloneInto { force: false } => {
-            let keys = total_keys(&mut conn).await?;
-            if keys > 0 {
-                return Err(RestoreError::TargetNotEmpty {
-                    target: target.addr.clone(),
-                    keys,
-                });
-            }
+    if let Scope::CloneInto { force: false } = &opts.scope {
+        let keys = total_keys(&mut conn).await?;
+        if keys > 0 {
+            return Err(RestoreError::TargetNotEmpty {
+                target: target.addr.clone(),
+                keys,
+            });
         }
-        _ => {}
     }
     match &opts.scope {
         Scope::WholeInPlace => {
