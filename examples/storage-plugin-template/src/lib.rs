@@ -361,8 +361,26 @@ impl GuestUpload for FileUpload {
         let file = file
             .as_mut()
             .ok_or_else(|| Error::NotFound(format!("upload of {:?} is closed", self.key)))?;
-        file.write_all(&chunk)
-            .map_err(|e| io_error("write", &self.key, e))
+        // The contract: a `write` that fails with `unavailable` took none of
+        // its chunk (redback sends it again), so a failed one is rolled back.
+        let start = file
+            .stream_position()
+            .map_err(|e| io_error("find the end of", &self.key, e))?;
+        let Err(e) = file.write_all(&chunk) else {
+            return Ok(());
+        };
+        let failed = io_error("write", &self.key, e);
+        match file
+            .set_len(start)
+            .and_then(|()| file.seek(SeekFrom::Start(start)))
+        {
+            Ok(_) => Err(failed),
+            // Not rolled back: the upload cannot go on, so not `unavailable`.
+            Err(e) => Err(Error::Other(format!(
+                "cannot roll back a failed write of {:?}: {e}",
+                self.key
+            ))),
+        }
     }
 
     fn finish(&self) -> Result<ObjectMeta, Error> {

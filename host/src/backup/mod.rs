@@ -70,9 +70,9 @@ pub struct Progress {
 /// was aborted and no manifest exists.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error(transparent)]
+    #[error("{0}; no backup was kept")]
     Source(#[from] ReplError),
-    #[error(transparent)]
+    #[error("{0}; no backup was kept")]
     Storage(#[from] StorageError),
     #[error(
         "instance '{instance}': the RDB from {address} is not valid, so no backup was kept: {message}"
@@ -297,17 +297,33 @@ pub async fn run_stamped(
         Err(e) => {
             if let Err(abort) = upload.abort().await {
                 tracing::warn!("aborting the upload of {data_key}: {abort}");
+                // `delete` also removes a key's unfinished uploads.
+                forget(storage.as_ref(), &[data_key.as_str()]).await;
             }
             return Err(e);
         }
     };
-    let meta = upload.finish().await?;
-    if meta.size_bytes != stored_bytes {
-        let _ = storage.delete(&data_key).await;
-        return Err(internal(format!(
-            "storage says {} bytes were stored, {stored_bytes} were sent",
+    let resent = upload.resent_chunks();
+    let finished = upload.finish().await;
+    let checked = match finished {
+        Err(e) => Err(BackupError::from(e)),
+        Ok(meta) if meta.size_bytes != stored_bytes => Err(internal(format!(
+            "storage '{}' says {} bytes were stored, {stored_bytes} were sent, so the backup was not kept",
+            storage.name(),
             meta.size_bytes
-        )));
+        ))),
+        // Chunks were sent again after transient failures: read the object
+        // back rather than trust that the storage took none of a failed one.
+        Ok(_) if resent > 0 => read_back(storage.as_ref(), &data_key, stored_bytes, &sha256)
+            .await
+            .map_err(|m| internal(format!("{m}; the backup was not kept"))),
+        Ok(_) => Ok(()),
+    };
+    if let Err(e) = checked {
+        // A finish that failed or timed out may still have made the object
+        // visible.
+        forget(storage.as_ref(), &[data_key.as_str()]).await;
+        return Err(e);
     }
     crash_point::reached(CrashPoint::BackupDataStored);
 
@@ -341,14 +357,12 @@ pub async fn run_stamped(
         provider: stamp.provider.clone(),
         retention_until: stamp.retention_until.map(|t| t.to_string()),
     };
-    let mut up = storage.start_upload(&manifest_key).await?;
-    let written = async {
-        up.write(&manifest.to_json()).await?;
-        up.finish().await
-    }
-    .await;
-    if let Err(e) = written {
-        let _ = storage.delete(&data_key).await;
+    if let Err(e) = put_manifest(storage.as_ref(), &manifest_key, &manifest.to_json()).await {
+        forget(
+            storage.as_ref(),
+            &[manifest_key.as_str(), data_key.as_str()],
+        )
+        .await;
         return Err(e.into());
     }
     tracing::info!(
@@ -359,6 +373,81 @@ pub async fn run_stamped(
         "backup complete"
     );
     Ok(manifest)
+}
+
+/// Times the manifest upload is tried in all when it fails transiently:
+/// it is small and written whole, so writing it again is safe, and the
+/// retry layer under `storage` already retried each of its calls but
+/// `finish`.
+const MANIFEST_ATTEMPTS: u32 = 3;
+
+/// Uploads the manifest whole, again after a transient failure.
+async fn put_manifest(storage: &dyn Storage, key: &str, json: &[u8]) -> Result<(), StorageError> {
+    let mut attempt = 1;
+    loop {
+        let written = async {
+            let mut up = storage.start_upload(key).await?;
+            up.write(json).await?;
+            up.finish().await
+        }
+        .await;
+        match written {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < MANIFEST_ATTEMPTS => {
+                tracing::warn!(key, attempt, "writing the manifest again: {e}");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Deletes what a failed backup may have left; a failure is logged (crash
+/// recovery and the sweeps delete such keys again later).
+async fn forget(storage: &dyn Storage, keys: &[&str]) {
+    for key in keys {
+        if let Err(e) = storage.delete(key).await {
+            tracing::warn!(key, "cannot delete what a failed backup left: {e}");
+        }
+    }
+}
+
+/// Reads `key` back whole and compares its size and sha256 with what was
+/// sent.
+async fn read_back(
+    storage: &dyn Storage,
+    key: &str,
+    sent_bytes: u64,
+    sent_sha256: &str,
+) -> Result<(), String> {
+    let mut d = storage
+        .open_download(key, 0, None)
+        .await
+        .map_err(|e| format!("cannot read the stored object back: {e}"))?;
+    let mut sha = Sha256::new();
+    let mut n = 0u64;
+    loop {
+        let b = d
+            .read(crate::storage::MAX_READ_BYTES)
+            .await
+            .map_err(|e| format!("cannot read the stored object back: {e}"))?;
+        if b.is_empty() {
+            break;
+        }
+        n += b.len() as u64;
+        sha.update(&b);
+    }
+    let stored = hex::encode(sha.finalize());
+    if n != sent_bytes || stored != sent_sha256 {
+        return Err(format!(
+            "storage '{}' (plugin '{}') holds {n} bytes with sha256 {stored} after writes were \
+             retried, but {sent_bytes} bytes with sha256 {sent_sha256} were sent: the plugin \
+             does not honour the contract that a failed `write` takes none of its chunk",
+            storage.name(),
+            storage.plugin()
+        ));
+    }
+    Ok(())
 }
 
 /// Every complete backup of `instance` in `storage`, oldest first. Objects

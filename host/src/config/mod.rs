@@ -102,6 +102,12 @@ pub struct StorageConfig {
     pub settings: BTreeMap<String, SettingValue>,
     /// Backups writing to this storage at once (no limit of its own if unset).
     pub max_concurrent_backups: Option<u32>,
+    /// `call_timeout_secs`: the deadline of one storage call as the host's
+    /// retry layer sees it (`storage::resilient`; its default if unset).
+    pub call_timeout: Option<Duration>,
+    /// `retries`: how often a transient failure is tried again (the retry
+    /// layer's default if unset).
+    pub retries: Option<u32>,
 }
 
 /// A setting value: plain, or a secret that is masked when shown.

@@ -47,7 +47,14 @@ struct RawPlugin {
 }
 
 /// Keys of a `[storage.NAME]` table that the host reads itself.
-const HOST_KEYS: [&str; 4] = ["plugin", "allow_hosts", "root", "max_concurrent_backups"];
+const HOST_KEYS: [&str; 6] = [
+    "plugin",
+    "allow_hosts",
+    "root",
+    "max_concurrent_backups",
+    "call_timeout_secs",
+    "retries",
+];
 
 pub(super) fn validate(
     raw: RawConfig,
@@ -228,6 +235,30 @@ pub(super) fn validate_storage(
             ));
         }
     };
+    // The host's retry layer (`storage::resilient`): a deadline per call
+    // and how often a transient failure is tried again.
+    let call_timeout = match table.get("call_timeout_secs") {
+        None => None,
+        Some(toml::Value::Integer(n)) if (1..=86_400).contains(n) => {
+            Some(Duration::from_secs(*n as u64))
+        }
+        Some(_) => {
+            return Err((
+                key("call_timeout_secs"),
+                "must be a number of seconds from 1 to 86400".into(),
+            ));
+        }
+    };
+    let retries = match table.get("retries") {
+        None => None,
+        Some(toml::Value::Integer(n)) if (0..=20).contains(n) => Some(*n as u32),
+        Some(_) => {
+            return Err((
+                key("retries"),
+                "must be a number from 0 to 20 (0: never retry a transient failure)".into(),
+            ));
+        }
+    };
     let root = match table.get("root") {
         None => None,
         Some(toml::Value::String(r)) if !r.is_empty() => Some(base.join(r)),
@@ -319,6 +350,8 @@ pub(super) fn validate_storage(
         root,
         settings,
         max_concurrent_backups,
+        call_timeout,
+        retries,
     })
 }
 

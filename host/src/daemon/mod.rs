@@ -24,6 +24,7 @@ use crate::api::{DaemonState, PluginInfo, StorageStatus};
 use crate::config::Config;
 use crate::plugin::{PluginHost, PluginSet};
 use crate::storage::Storage;
+use crate::storage::resilient::Resilient;
 
 /// The running parts of a daemon.
 pub struct Daemon {
@@ -63,7 +64,7 @@ impl Daemon {
         let storage = host
             .open_storage(plugin, cfg, config.plugins.get(&cfg.plugin))
             .await?;
-        Ok((host, storage))
+        Ok((host, Resilient::for_config(storage, cfg)))
     }
 
     /// Loads plugins and opens every configured storage.
@@ -84,7 +85,7 @@ impl Daemon {
             {
                 Ok(s) => {
                     tracing::info!(storage = %name, plugin = %cfg.plugin, "storage ready");
-                    storages.insert(name.clone(), s);
+                    storages.insert(name.clone(), Resilient::for_config(s, cfg));
                 }
                 Err(e) => {
                     tracing::error!("storage not opened: {e}");

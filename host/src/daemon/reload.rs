@@ -117,6 +117,7 @@ impl Service {
                     .host
                     .open_storage(plugin, cfg, config.plugins.get(&cfg.plugin))
                     .await
+                    .map(|s| crate::storage::resilient::Resilient::for_config(s, cfg))
                     .map_err(|e| e.to_string()),
             };
             match (opened, old.storages.get(name)) {

@@ -67,11 +67,16 @@ macro_rules! guest_call {
         let inst: &mut GuestInstance = $inst;
         inst.store.data_mut().start_call();
         inst.store.set_epoch_deadline(1);
+        // A caller that drops this future mid-call (a deadline of the retry
+        // layer) leaves the instance in the middle of a guest call: it
+        // stays marked poisoned, so it is never called again.
+        let was_poisoned = std::mem::replace(&mut inst.poisoned, true);
         let outcome = {
             let $store = &mut inst.store;
             let $api = inst.api.redback_storage_backend();
             tokio::time::timeout($inner.limits.call_timeout, $call).await
         };
+        inst.poisoned = was_poisoned;
         $inner.settle(inst, $op, outcome)
     }};
 }

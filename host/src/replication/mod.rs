@@ -69,8 +69,10 @@ impl Endpoint {
         self.error(
             ErrorKind::Timeout,
             format!(
-                "no answer within {} s during {doing}; the server may be overloaded or unreachable",
-                after.as_secs()
+                "no answer within {} s during {doing}; the server may be overloaded or unreachable \
+                 (raise `read_timeout_secs` under [instance.{}] if it is just slow)",
+                after.as_secs(),
+                self.instance
             ),
         )
     }

@@ -249,23 +249,28 @@ async fn run_pass(
         mode: if replay { "replay" } else { "restore-pipeline" }.into(),
         ..Report::default()
     };
-    match &opts.scope {
-        Scope::CloneInto { force: false } => {
-            let keys = total_keys(&mut conn).await?;
-            if keys > 0 {
-                return Err(RestoreError::TargetNotEmpty {
-                    target: target.addr.clone(),
-                    keys,
-                });
-            }
+    if let Scope::CloneInto { force: false } = &opts.scope {
+        let keys = total_keys(&mut conn).await?;
+        if keys > 0 {
+            return Err(RestoreError::TargetNotEmpty {
+                target: target.addr.clone(),
+                keys,
+            });
         }
+    }
+    match &opts.scope {
         Scope::WholeInPlace => {
             // A whole restore must not leave the target half-written: prove
             // the stored object first, then empty the target.
             backup::verify(storage.clone(), manifest).await?;
             conn.command(&[b"FLUSHALL"]).await?;
         }
-        _ => {}
+        // A clone is a whole restore too: a damaged backup must not leave
+        // the new instance (or, forced, the old one) half-filled.
+        Scope::CloneInto { .. } => {
+            backup::verify(storage.clone(), manifest).await?;
+        }
+        Scope::Keys { .. } => {}
     }
     let max_bulk = max_bulk(&mut conn).await;
     let now_ms = jiff::Timestamp::now().as_millisecond();
@@ -344,6 +349,21 @@ async fn run_pass(
         target: target.addr.clone(),
         restored,
         message,
+    };
+    // The target went away mid-restore (killed, connection reset): say
+    // what was already restored and what that leaves.
+    let in_backup = manifest.stats.get("keys").and_then(|k| k.as_u64());
+    let lost = |restored: u64, e: ReplError| {
+        let of = in_backup
+            .map(|m| format!(" of the backup's {m}"))
+            .unwrap_or_default();
+        failed(
+            restored,
+            format!(
+                "{e}; {restored} keys{of} were restored before that, so the target is partly \
+                 restored: restore again once it is back"
+            ),
+        )
     };
     // Holding: take every batch first, then check the parser and the
     // download before anything reaches the target.
@@ -432,10 +452,13 @@ async fn run_pass(
                 }
             }
             if conn.queued_bytes() >= PIPELINE_BYTES || outstanding.len() >= PIPELINE_DEPTH {
-                conn.flush().await?;
+                let restored = report.keys_restored;
+                conn.flush().await.map_err(|e| lost(restored, e))?;
                 while outstanding.len() > PIPELINE_DEPTH / 2 {
                     if let Err(m) =
-                        settle(&mut conn, &mut outstanding, &mut report, &opts, &progress).await?
+                        settle(&mut conn, &mut outstanding, &mut report, &opts, &progress)
+                            .await
+                            .map_err(|e| lost(report.keys_restored, e))?
                     {
                         write_error = Some(m);
                         break 'batches;
@@ -446,10 +469,12 @@ async fn run_pass(
     }
     drop(rx);
     if write_error.is_none() {
-        conn.flush().await?;
+        let restored = report.keys_restored;
+        conn.flush().await.map_err(|e| lost(restored, e))?;
         while !outstanding.is_empty() {
-            if let Err(m) =
-                settle(&mut conn, &mut outstanding, &mut report, &opts, &progress).await?
+            if let Err(m) = settle(&mut conn, &mut outstanding, &mut report, &opts, &progress)
+                .await
+                .map_err(|e| lost(report.keys_restored, e))?
             {
                 write_error = Some(m);
                 break;
@@ -518,7 +543,7 @@ async fn settle(
     report: &mut Report,
     opts: &Options,
     progress: &Progress,
-) -> Result<Result<(), String>, RestoreError> {
+) -> Result<Result<(), String>, ReplError> {
     let reply = conn.read_reply().await?;
     let (key, last) = match outstanding.pop_front() {
         None | Some(Pending::Select) => {

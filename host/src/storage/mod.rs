@@ -7,6 +7,8 @@
 //! `Arc<dyn Storage>`.
 
 pub mod conformance;
+pub mod faults;
+pub mod resilient;
 
 use std::fmt;
 
@@ -34,6 +36,9 @@ pub enum ErrorKind {
     /// The plugin broke the contract (trapped, replied out of spec) or the
     /// host could not run it.
     PluginFault,
+    /// The call did not answer within the storage's `call_timeout_secs`
+    /// (the host's retry layer, `resilient`). The message names the setting.
+    TimedOut,
 }
 
 impl fmt::Display for ErrorKind {
@@ -47,6 +52,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Other => "failed",
             ErrorKind::LimitExceeded => "stopped by the sandbox",
             ErrorKind::PluginFault => "plugin fault",
+            ErrorKind::TimedOut => "timed out",
         })
     }
 }
@@ -121,11 +127,21 @@ pub trait Storage: Send + Sync {
 
 /// An object being written; invisible until `finish`. Dropping it without
 /// `finish` aborts it.
+///
+/// A `write` that fails with `Unavailable` took none of the chunk and the
+/// upload stays usable: the caller may send the same chunk again (the WIT
+/// contract asks plugins for exactly this; `resilient` does it).
 #[async_trait::async_trait]
 pub trait Upload: Send {
     async fn write(&mut self, chunk: &[u8]) -> Result<()>;
     async fn finish(self: Box<Self>) -> Result<ObjectMeta>;
     async fn abort(self: Box<Self>) -> Result<()>;
+    /// Chunks sent again after a transient failure of `write`. A caller
+    /// that sees more than 0 reads the finished object back before it
+    /// trusts it, in case the storage did not honour the contract above.
+    fn resent_chunks(&self) -> u64 {
+        0
+    }
 }
 
 /// An object being read; `read` returns an empty vector at the end.

@@ -164,10 +164,16 @@ impl GuestUpload for LocalUpload {
         let Some(file) = &state.file else {
             return Err(self.closed_error());
         };
+        // Writes are positional: a failed chunk is rolled back by going
+        // back to where it started, so the host's second try of the same
+        // chunk overwrites whatever part of it landed (the contract: a
+        // `write` that fails with `unavailable` took none of the chunk).
+        let start = state.written_bytes;
+        let mut at = start;
         let mut rest = chunk.as_slice();
         while !rest.is_empty() {
             let written = file
-                .write(rest, state.written_bytes)
+                .write(rest, at)
                 .map_err(|code| fs_error("write the upload of", &self.key, code))?;
             if written == 0 {
                 return Err(Error::Other(format!(
@@ -175,10 +181,11 @@ impl GuestUpload for LocalUpload {
                     quoted(&self.key)
                 )));
             }
-            state.written_bytes += written;
+            at += written;
             // `written` <= rest.len(), which is a usize.
             rest = &rest[written as usize..];
         }
+        state.written_bytes = at;
         Ok(())
     }
 
@@ -187,6 +194,10 @@ impl GuestUpload for LocalUpload {
         let Some(file) = state.file.take() else {
             return Err(self.closed_error());
         };
+        // A chunk that failed and was not sent again may have left bytes
+        // past the last good write: they are not part of the object.
+        file.set_size(state.written_bytes)
+            .map_err(|code| fs_error("trim the upload of", &self.key, code))?;
         if self.config.fsync {
             file.sync()
                 .map_err(|code| fs_error("sync the upload of", &self.key, code))?;

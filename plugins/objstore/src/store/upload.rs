@@ -1,6 +1,8 @@
-//! Uploads: one `PUT` when the object is smaller than a part, a multipart
+//! Uploads: one `PUT` when the object is at most a part, a multipart
 //! upload otherwise (initiate on the first full part, one `PUT` per part,
-//! complete on `finish`, abort on `abort` or drop). S3, COS and OSS show
+//! complete on `finish`, abort on `abort` or drop). A full part is sent by
+//! the next `write` (or `finish`) before it takes its chunk, so a `write`
+//! that fails took none of its chunk, as the contract asks. S3, COS and OSS show
 //! nothing of either until it is complete, as the contract asks, and share
 //! the multipart calls (`?uploads`, `?partNumber&uploadId`, the
 //! `CompleteMultipartUpload` document, `DELETE ?uploadId`).
@@ -25,7 +27,7 @@ pub struct ObjectUpload {
 struct State {
     client: Rc<Client>,
     key: String,
-    /// Bytes not yet sent: less than a part.
+    /// Bytes not yet sent: less than a part and a chunk.
     buf: Vec<u8>,
     upload_id: Option<String>,
     /// ETags of the parts sent, in order.
@@ -90,14 +92,19 @@ impl State {
         Ok(())
     }
 
-    /// Sends the full part in `buf` and empties it for the next one,
-    /// keeping its allocation.
-    fn send_buffered_part(&mut self) -> Result<(), Error> {
-        let part = std::mem::take(&mut self.buf);
-        let sent = self.send_part(&part);
-        self.buf = part;
-        self.buf.clear();
-        sent
+    /// Sends every full part at the front of `buf`. A part that fails
+    /// stays in `buf` with everything after it, so nothing is lost and the
+    /// next `write` or `finish` sends it again.
+    fn send_full_parts(&mut self) -> Result<(), Error> {
+        let part = self.client.part_size;
+        while self.buf.len() >= part {
+            let buf = std::mem::take(&mut self.buf);
+            let sent = self.send_part(&buf[..part]);
+            self.buf = buf;
+            sent?;
+            self.buf.drain(..part);
+        }
+        Ok(())
     }
 
     /// Completes the multipart upload. Completion is not idempotent: when
@@ -194,27 +201,27 @@ impl GuestUpload for ObjectUpload {
                 s.what("writing to a finished or aborted upload of"),
             ));
         }
-        s.size += chunk.len() as u64;
-        // Fill one part-sized buffer, reused for every part, and send it
-        // whenever it is full: the plugin holds at most a part and a chunk.
+        // The contract: a `write` that fails with `unavailable` took none
+        // of its chunk and the host sends it again. So the only thing that
+        // can fail, sending the full parts earlier chunks buffered, happens
+        // before this chunk is taken; taking it cannot fail.
+        s.send_full_parts()?;
         let part = s.client.part_size;
-        let mut rest = chunk.as_slice();
-        while !rest.is_empty() {
-            let n = rest.len().min(part - s.buf.len());
-            if s.buf.len() + n > s.buf.capacity() {
-                // A first chunk gets exactly its size (a manifest stays
-                // small); a buffer that grows past it gets the whole part
-                // at once instead of doubling its way there.
-                let target = if s.buf.is_empty() { n } else { part };
-                let len = s.buf.len();
-                s.buf.reserve_exact(target - len);
-            }
-            s.buf.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if s.buf.len() == part {
-                s.send_buffered_part()?;
-            }
+        let need = s.buf.len() + chunk.len();
+        if need > s.buf.capacity() {
+            // A first chunk gets exactly its size (a manifest stays small);
+            // a buffer that grows past it gets room for a part and a chunk
+            // at once instead of doubling its way there.
+            let target = if s.buf.is_empty() {
+                need
+            } else {
+                need.max(part + chunk.len())
+            };
+            let len = s.buf.len();
+            s.buf.reserve_exact(target - len);
         }
+        s.buf.extend_from_slice(&chunk);
+        s.size += chunk.len() as u64;
         Ok(())
     }
 
@@ -225,9 +232,10 @@ impl GuestUpload for ObjectUpload {
                 s.what("finishing a finished or aborted upload of"),
             ));
         }
-        if s.upload_id.is_none() {
+        if s.upload_id.is_none() && s.buf.len() <= s.client.part_size {
             s.put_whole()?;
         } else {
+            s.send_full_parts()?;
             if !s.buf.is_empty() {
                 let last = std::mem::take(&mut s.buf);
                 s.send_part(&last)?;
