@@ -4,6 +4,7 @@
 //! (`s3`) and a COS / OSS emulator (`emulator`).
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod emulator;
 pub mod redis;
 pub mod s3;

@@ -163,7 +163,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: syntax_message(text, &e),
         })?;
         raw::validate(raw, path, env)
     }
@@ -204,5 +204,39 @@ pub(crate) fn join_or_none<'a>(names: impl Iterator<Item = &'a String>) -> Strin
     }
 }
 
+/// A TOML error as `line L, column C: message`, without the source line
+/// toml quotes under it (the line may hold a secret written by mistake)
+/// and with quoted string values in the message masked (serde quotes the
+/// value it could not use: `invalid type: string "…"`).
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let place = e
+        .span()
+        .map(|span| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.len()
+                - before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+                + 1;
+            format!("line {line}, column {column}: ")
+        })
+        .unwrap_or_default();
+    let mut masked = String::new();
+    let mut in_quotes = false;
+    for ch in e.message().trim_end().chars() {
+        if ch == '"' {
+            if in_quotes {
+                masked.push_str("***");
+            }
+            in_quotes = !in_quotes;
+            masked.push(ch);
+        } else if !in_quotes {
+            masked.push(ch);
+        }
+    }
+    format!("{place}{masked}")
+}
 #[cfg(test)]
 mod tests;
