@@ -204,23 +204,41 @@ pub(crate) fn join_or_none<'a>(names: impl Iterator<Item = &'a String>) -> Strin
     }
 }
 
-/// A TOML error as `line L, column C: message`, without the source line
-/// toml quotes under it (the line may hold a secret written by mistake)
-/// and with quoted string values in the message masked (serde quotes the
-/// value it could not use: `invalid type: string "…"`).
+/// A TOML error as `line L, column C (where): message`. toml's own text
+/// quotes the whole source line under it, and that line may hold a secret
+/// written by mistake: here the place is named by its table header and key
+/// only, never a value, and quoted string values in the message are masked
+/// (serde quotes the value it could not use: `invalid type: string "…"`).
 fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     let place = e
         .span()
         .map(|span| {
-            let before = &text.as_bytes()[..span.start.min(text.len())];
-            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-            let column = before.len()
-                - before
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map_or(0, |i| i + 1)
-                + 1;
-            format!("line {line}, column {column}: ")
+            let start = span.start.min(text.len());
+            let before = &text.as_bytes()[..start];
+            let line_no = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = start - line_start + 1;
+            let line = text[line_start..].lines().next().unwrap_or("").trim();
+            let header = text[..line_start]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['));
+            let key = line
+                .split_once('=')
+                .filter(|_| !line.starts_with('['))
+                .map(|(k, _)| format!("`{} = …`", k.trim()));
+            let what = match (line.starts_with('['), key, header) {
+                (true, _, _) => format!(" (`{line}`)"),
+                (false, Some(k), Some(h)) => format!(" ({k} in `{h}`)"),
+                (false, Some(k), None) => format!(" ({k})"),
+                (false, None, Some(h)) => format!(" (in `{h}`)"),
+                (false, None, None) => String::new(),
+            };
+            format!("line {line_no}, column {column}{what}: ")
         })
         .unwrap_or_default();
     let mut masked = String::new();
@@ -238,5 +256,6 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     }
     format!("{place}{masked}")
 }
+
 #[cfg(test)]
 mod tests;

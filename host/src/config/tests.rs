@@ -184,7 +184,16 @@ fn regression_a_syntax_error_does_not_quote_the_line_holding_a_secret() {
     let e = error("[daemon]\nmax_concurrent_backups = \"hunter2-secret\"\n");
     assert!(!e.contains("hunter2"), "{e}");
     assert!(
-        e.contains("line 2, column 26: invalid type: string \"***\""),
+        e.contains(
+            "line 2, column 26 (`max_concurrent_backups = …` in `[daemon]`): \
+             invalid type: string \"***\""
+        ),
+        "{e}"
+    );
+    // A table's own errors name the table: its header holds no value.
+    let e = error("[instance.broken]\n");
+    assert!(
+        e.contains("(`[instance.broken]`): missing field `address`"),
         "{e}"
     );
 }
