@@ -193,6 +193,118 @@ async fn a_granted_name_must_not_resolve_to_an_ungranted_loopback_address() {
     assert_eq!(granted.stat("any").await.unwrap().key, "REACHED:200");
 }
 
+/// A loopback server answering every request with `302 Location: <to>`;
+/// counts connections.
+async fn redirect_server(to: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let reply = format!(
+                "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+fn hits(h: &std::sync::atomic::AtomicUsize) -> usize {
+    h.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A plugin granted a name cannot reach the address behind it by writing
+/// the address instead, in any of the spellings resolvers accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_literal_for_a_granted_name_is_refused_in_every_spelling() {
+    let w = world().await;
+    let (addr, server_hits) = http_server().await;
+    let port = addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let grant = format!("localhost:{port}");
+    for host in [
+        "127.0.0.1".to_string(),
+        "2130706433".to_string(),
+        "127.1".to_string(),
+        "0x7f.0.0.1".to_string(),
+        "017700000001".to_string(),
+        "[::ffff:127.0.0.1]".to_string(),
+        "[::1]".to_string(),
+    ] {
+        let url = format!("http://{host}:{port}/");
+        let by_ip = w
+            .hostile("net", &[("url", &url), ("allow_hosts", &grant)])
+            .await;
+        let e = by_ip.stat("any").await.unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.kind, ErrorKind::AccessDenied, "{url}: {text}");
+        assert!(
+            text.contains("is not in the plugin's allow-list"),
+            "{url}: {text}"
+        );
+    }
+    // The granted name on another port is refused too.
+    let url = format!("http://localhost:{}/", port.wrapping_add(1).max(1));
+    let other_port = w
+        .hostile(
+            "net",
+            &[
+                ("url", &url),
+                ("allow_hosts", &format!("{grant},127.0.0.0/8")),
+            ],
+        )
+        .await;
+    let e = other_port.stat("any").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{e}");
+    assert_eq!(
+        hits(&server_hits),
+        0,
+        "the server behind the name was reached"
+    );
+    w.good_still_works().await;
+}
+
+/// A granted server that redirects to an unlisted host: the follow-up
+/// request goes through the allow-list like any other and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_an_unlisted_host_is_refused() {
+    let w = world().await;
+    let (unlisted, unlisted_hits) = http_server().await;
+    let (granted, granted_hits) = redirect_server(format!("http://{unlisted}/loot")).await;
+    let url = format!("http://{granted}/");
+    let redirected = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
+        .await;
+    let e = redirected.stat("any").await.unwrap_err();
+    let text = e.to_string();
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
+    assert!(
+        text.contains(&format!("{unlisted} is not in the plugin's allow-list")),
+        "{text}"
+    );
+    assert_eq!(hits(&granted_hits), 1);
+    assert_eq!(
+        hits(&unlisted_hits),
+        0,
+        "the redirect reached an unlisted host"
+    );
+
+    // The fixture does follow redirects: granted both, it gets the 200.
+    let both = format!("{granted},{unlisted}");
+    let followed = w
+        .hostile("net", &[("url", &url), ("allow_hosts", &both)])
+        .await;
+    assert_eq!(followed.stat("any").await.unwrap().key, "REACHED:200");
+    assert_eq!(hits(&unlisted_hits), 1);
+    w.good_still_works().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waiting_on_a_silent_server_hits_the_wall_clock_timeout() {
     let w = world().await;

@@ -4,7 +4,7 @@
 //! (`REDBACK_TEST_CLOCK_FILE`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use redback::api::client::Client;
@@ -57,14 +57,17 @@ impl Daemon {
                 .unwrap()
                 .as_nanos()
         ));
+        std::fs::File::create(&log).unwrap();
+        // Both streams append to one file, so neither overwrites the other.
+        let append = |p: &Path| std::fs::OpenOptions::new().append(true).open(p).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_redback"))
             .args(["serve", "--config", config.to_str().unwrap()])
             .env("REDBACK_API_TOKEN", TOKEN)
             .env("REDBACK_TEST_CLOCK_FILE", clock)
             .env("REDBACK_LOG", "info,redback=debug")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(append(&log))
+            .stderr(append(&log))
             .spawn()
             .unwrap();
         let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(TOKEN.into())).unwrap();

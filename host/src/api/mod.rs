@@ -120,8 +120,8 @@ async fn metrics(State(api): State<routes::Api>) -> Response {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
-    /// Anyone: `/health`, `/openapi.json`, and `/download/{token}`, whose
-    /// path carries its own signed token.
+    /// Anyone: `/health`, and `/download/{token}`, whose path carries its
+    /// own signed token.
     Open,
     /// Holders of the daemon's bearer token.
     Token,
@@ -155,6 +155,7 @@ fn service_routes() -> Vec<Mount> {
     use Access::{Open, Token};
     use routes::*;
     vec![
+        mount(Token, Method::GET, "/openapi.json", openapi),
         mount(Token, Method::GET, "/metrics", metrics),
         mount(Token, Method::GET, "/instances", list_instances),
         mount(Token, Method::GET, "/instances/{name}", get_instance),
@@ -191,14 +192,10 @@ fn service_routes() -> Vec<Mount> {
     ]
 }
 
-/// Every route the router mounts with a service: `/health` and
-/// `/openapi.json` (mounted in [`router`] by hand, with or without a
-/// service), then [`service_routes`].
+/// Every route the router mounts with a service: `/health` (mounted in
+/// [`router`] by hand, with or without a service), then [`service_routes`].
 pub fn mounted_routes() -> Vec<(Method, &'static str, Access)> {
-    let mut all = vec![
-        (Method::GET, "/health", Access::Open),
-        (Method::GET, "/openapi.json", Access::Open),
-    ];
+    let mut all = vec![(Method::GET, "/health", Access::Open)];
     all.extend(
         service_routes()
             .into_iter()
@@ -207,21 +204,20 @@ pub fn mounted_routes() -> Vec<(Method, &'static str, Access)> {
     all
 }
 
-/// The router of the API: `/health` and `/openapi.json` alone, or with a
-/// service, every route of [`mounted_routes`].
+/// The router of the API: `/health` alone, or with a service, every route
+/// of [`mounted_routes`] (without a service there is no token to check, so
+/// nothing else is served).
 pub fn router(state: Arc<DaemonState>, api: Option<routes::Api>) -> Router {
     let Some(api) = api else {
         return Router::new()
             .route("/health", get(health))
-            .with_state(state)
-            .route("/openapi.json", get(openapi));
+            .with_state(state);
     };
     // With a service, /health shows the state in force since the last
     // reload.
     let base = Router::new()
         .route("/health", get(live_health))
-        .with_state(api.clone())
-        .route("/openapi.json", get(openapi));
+        .with_state(api.clone());
     let (mut authed, mut open) = (Router::new(), Router::new());
     for m in service_routes() {
         // Routes of one path merge into one method router.
@@ -647,7 +643,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_openapi_document_is_served_as_is_without_a_service() {
+    async fn the_openapi_document_is_served_as_is_behind_the_token() {
+        let addr = serve().await;
+        let r = call(addr, &Method::GET, "/openapi.json", true, None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(r.body, OPENAPI);
+        let bare = call(addr, &Method::GET, "/openapi.json", false, None).await;
+        assert_eq!(bare.status, 401, "{}", bare.body);
+        assert!(bare.body.contains("\"no_token\""), "{}", bare.body);
+        assert!(!bare.body.contains("/instances"), "{}", bare.body);
+    }
+
+    #[tokio::test]
+    async fn without_a_service_only_health_is_served() {
         let state = Arc::new(DaemonState {
             version: "test",
             plugins: Vec::new(),
@@ -657,15 +666,18 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(axum::serve(listener, router(state, None)).into_future());
-        let r = call(addr, &Method::GET, "/openapi.json", false, None).await;
-        assert_eq!(r.status, 200);
-        assert_eq!(r.content_type, "application/json");
-        assert_eq!(r.body, OPENAPI);
         assert_eq!(
-            call(addr, &Method::GET, "/instances", true, None)
+            call(addr, &Method::GET, "/health", false, None)
                 .await
                 .status,
-            404
+            200
         );
+        for path in ["/openapi.json", "/instances"] {
+            assert_eq!(
+                call(addr, &Method::GET, path, true, None).await.status,
+                404,
+                "{path}"
+            );
+        }
     }
 }

@@ -170,7 +170,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: syntax_message(text, &e),
         })?;
         raw::validate(raw, path, env)
     }
@@ -209,6 +209,59 @@ pub(crate) fn join_or_none<'a>(names: impl Iterator<Item = &'a String>) -> Strin
     } else {
         v.join(", ")
     }
+}
+
+/// A TOML error as `line L, column C (where): message`. toml's own text
+/// quotes the whole source line under it, and that line may hold a secret
+/// written by mistake: here the place is named by its table header and key
+/// only, never a value, and quoted string values in the message are masked
+/// (serde quotes the value it could not use: `invalid type: string "…"`).
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let place = e
+        .span()
+        .map(|span| {
+            let start = span.start.min(text.len());
+            let before = &text.as_bytes()[..start];
+            let line_no = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = start - line_start + 1;
+            let line = text[line_start..].lines().next().unwrap_or("").trim();
+            let header = text[..line_start]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['));
+            let key = line
+                .split_once('=')
+                .filter(|_| !line.starts_with('['))
+                .map(|(k, _)| format!("`{} = …`", k.trim()));
+            let what = match (line.starts_with('['), key, header) {
+                (true, _, _) => format!(" (`{line}`)"),
+                (false, Some(k), Some(h)) => format!(" ({k} in `{h}`)"),
+                (false, Some(k), None) => format!(" ({k})"),
+                (false, None, Some(h)) => format!(" (in `{h}`)"),
+                (false, None, None) => String::new(),
+            };
+            format!("line {line_no}, column {column}{what}: ")
+        })
+        .unwrap_or_default();
+    let mut masked = String::new();
+    let mut in_quotes = false;
+    for ch in e.message().trim_end().chars() {
+        if ch == '"' {
+            if in_quotes {
+                masked.push_str("***");
+            }
+            in_quotes = !in_quotes;
+            masked.push(ch);
+        } else if !in_quotes {
+            masked.push(ch);
+        }
+    }
+    format!("{place}{masked}")
 }
 
 #[cfg(test)]

@@ -170,3 +170,30 @@ fn instance_errors_name_the_key_and_the_fix() {
     ));
     assert!(e.contains("instance.a.prefix"), "{e}");
 }
+
+/// A TOML error used to quote the source line under it: a secret written
+/// on that line by mistake reached the log and the reload's API reply.
+#[test]
+fn regression_a_syntax_error_does_not_quote_the_line_holding_a_secret() {
+    let e = error("[daemon]\ntimezone = \"UTC\"\n[instance.a]\npassword = \"hunter2-secret\n");
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(
+        e.starts_with("/etc/redback/test.toml: line 4, column "),
+        "{e}"
+    );
+    let e = error("[daemon]\nmax_concurrent_backups = \"hunter2-secret\"\n");
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(
+        e.contains(
+            "line 2, column 26 (`max_concurrent_backups = …` in `[daemon]`): \
+             invalid type: string \"***\""
+        ),
+        "{e}"
+    );
+    // A table's own errors name the table: its header holds no value.
+    let e = error("[instance.broken]\n");
+    assert!(
+        e.contains("(`[instance.broken]`): missing field `address`"),
+        "{e}"
+    );
+}

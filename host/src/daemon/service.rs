@@ -123,6 +123,21 @@ impl std::fmt::Debug for RestoreRequest {
     }
 }
 
+/// The longest name or remark a manual backup may carry.
+pub const MAX_BACKUP_NAME_CHARS: usize = 256;
+
+/// Whether `dir` is absolute and made of plain names only: no `.` or `..`
+/// part (which would let a request climb out of the folder it names) and
+/// no NUL.
+fn plain_absolute(dir: &std::path::Path) -> bool {
+    use std::path::Component;
+    dir.is_absolute()
+        && !dir.as_os_str().as_encoded_bytes().contains(&0)
+        && dir
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
 /// A download link handed out.
 #[derive(Debug, Clone, Serialize)]
 pub struct Link {
@@ -208,7 +223,13 @@ impl Service {
     }
 
     pub(crate) fn storage(&self, name: &str) -> Result<Arc<dyn Storage>, ServiceError> {
-        self.live().storages.get(name).cloned().ok_or_else(|| {
+        let live = self.live();
+        if !live.config.storages.contains_key(name) {
+            return Err(ServiceError::NotFound(format!(
+                "no storage '{name}' in the config"
+            )));
+        }
+        live.storages.get(name).cloned().ok_or_else(|| {
             ServiceError::Unavailable(format!("storage '{name}' is not open; see /health for why"))
         })
     }
@@ -241,6 +262,14 @@ impl Service {
         text: Option<String>,
     ) -> Result<String, ServiceError> {
         let m = self.instance(instance)?;
+        if let Some(t) = &text
+            && (t.chars().count() > MAX_BACKUP_NAME_CHARS || t.chars().any(char::is_control))
+        {
+            return Err(ServiceError::BadRequest(format!(
+                "the backup's name or remark must be at most {MAX_BACKUP_NAME_CHARS} characters \
+                 without control characters (NUL, newlines, escapes)"
+            )));
+        }
         let task = self.start_backup_task(&m, Kind::Manual)?;
         let id = task.id.clone();
         let this = self.clone();
@@ -530,10 +559,11 @@ impl Service {
                     ));
                 }
                 if let Some(d) = &req.spawn_dir
-                    && !d.is_absolute()
+                    && !plain_absolute(d)
                 {
                     return Err(ServiceError::BadRequest(format!(
-                        "`spawn_dir` is `{}`; give an absolute path on the daemon's machine",
+                        "`spawn_dir` is {:?}; give an absolute path on the daemon's machine, \
+                         without `.` or `..` parts or NUL",
                         d.display()
                     )));
                 }

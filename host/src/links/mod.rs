@@ -124,14 +124,19 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Compares two secrets in constant time (length aside).
+/// Compares two secrets in constant time, length included: both are hashed
+/// to 32 bytes first, and the digests are compared with `subtle`, whose
+/// comparison the optimiser cannot turn into an early exit.
 pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     #[test]
     fn a_token_opens_its_backup_until_it_expires() {
@@ -178,5 +183,67 @@ mod tests {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"ab"));
+        assert!(!same_secret(b"", b"abc"));
+        assert!(same_secret(b"", b""));
+    }
+
+    const A: &str = "20261121T020000Z-aaaa";
+    const B: &str = "20261121T020000Z-bbbb";
+
+    #[test]
+    fn a_token_for_backup_a_cannot_fetch_backup_b() {
+        let k = LinkKey::from_bytes([7; 32]);
+        let t = k.mint(A, 1_000);
+        assert_eq!(k.check(&t, 0).as_deref(), Ok(A));
+        // The id swapped in the token, or A's signature under B's id.
+        let swapped = t.replacen(A, B, 1);
+        assert_eq!(k.check(&swapped, 0), Err(TokenError::BadSignature));
+        let tag = t.rsplit('.').next().unwrap();
+        assert_eq!(
+            k.check(&format!("{B}.1000.{tag}"), 0),
+            Err(TokenError::BadSignature)
+        );
+        // Ids with dots cannot shift the fields: `A.1000` as an id is not A.
+        let tricky = k.mint(&format!("{A}.1000"), 2_000);
+        assert_eq!(k.check(&tricky, 0).as_deref(), Ok(&*format!("{A}.1000")));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_even_with_a_valid_signature() {
+        let k = LinkKey::from_bytes([7; 32]);
+        let t = k.mint(A, 1_000);
+        assert_eq!(k.check(&t, 999).as_deref(), Ok(A));
+        for now in [1_000, 1_001, i64::MAX] {
+            assert_eq!(k.check(&t, now), Err(TokenError::Expired), "{now}");
+        }
+        // Pushing the expiry without the key breaks the signature.
+        let later = t.replacen(".1000.", &format!(".{}.", i64::MAX), 1);
+        assert_eq!(k.check(&later, 2_000), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_truncated_or_re_signed_token_is_refused() {
+        let k = LinkKey::from_bytes([7; 32]);
+        let t = k.mint(A, 1_000);
+        // Cut anywhere in the signature: a prefix of the tag never passes.
+        for cut in [1, 2, 32, 63] {
+            let short = &t[..t.len() - cut];
+            assert!(k.check(short, 0).is_err(), "{short}");
+        }
+        // A one-nibble change, or the tag in upper case hex of another key.
+        let mut flipped = t.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert_eq!(k.check(&flipped, 0), Err(TokenError::BadSignature));
+        // Re-signed: the right layout with a MAC under another key, or a
+        // bare SHA-256 of the signed text instead of an HMAC.
+        let other = LinkKey::from_bytes([8; 32]).mint(A, 1_000);
+        assert_eq!(k.check(&other, 0), Err(TokenError::BadSignature));
+        let bare = hex::encode(Sha256::digest(format!("redback-download\n{A}\n1000")));
+        assert_eq!(
+            k.check(&format!("{A}.1000.{bare}"), 0),
+            Err(TokenError::BadSignature)
+        );
     }
 }

@@ -5,9 +5,15 @@
 //! (`allow_hosts` and the storage's endpoint settings). When the host is a
 //! name, it is resolved here and every address it resolves to must be a
 //! public one or be granted itself (an IP or CIDR grant), so a granted name
-//! cannot be pointed at loopback, link-local or private addresses.
+//! cannot be pointed at loopback, link-local or private addresses. The
+//! request then goes to exactly the addresses checked (`http_connect`),
+//! never to a second resolution of the name.
+//!
+//! Must not: connect anywhere itself (`http_connect` does, to the addresses
+//! this module hands it).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use http::uri::Scheme;
@@ -199,12 +205,62 @@ fn special_address(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// Where a checked request may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// An IP literal, granted by an IP or CIDR grant.
+    Addr(SocketAddr),
+    /// A granted name, whose addresses are still to be resolved and vetted.
+    Name(String, u16),
+}
+
+/// Resolves a name and port to socket addresses: the system resolver, or in
+/// unit tests, answers chosen by the test (the seam that lets a test hand
+/// back link-local addresses no loopback DNS would give).
+pub type Resolver = Arc<dyn Fn(String, u16) -> Resolving + Send + Sync>;
+
+/// A resolution under way.
+pub type Resolving = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
+
+fn system_resolver() -> Resolver {
+    Arc::new(|name: String, port: u16| -> Resolving {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((name.as_str(), port))
+                .await?
+                .collect())
+        })
+    })
+}
+
+/// Every address a granted name resolved to must be public or granted by
+/// IP/CIDR; one that is not refuses the whole request (a resolver may
+/// answer differently each time, so no answer is trusted in part). Returns
+/// the addresses to connect to, or why not.
+fn vet_resolved(grants: &Grants, name: &str, addrs: &[SocketAddr]) -> Result<(), String> {
+    if addrs.is_empty() {
+        return Err(format!("{name} resolves to no address"));
+    }
+    for addr in addrs {
+        let ip = addr.ip();
+        if let Some(what) = special_address(ip)
+            && !grants.allows_ip(ip, None)
+        {
+            return Err(format!(
+                "{name} resolves to {ip}, {what}, which is not granted; grant the address \
+                 (e.g. allow_hosts = [\"{ip}\"]) if the plugin should reach it"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `wasi:http` hooks of one plugin instance.
 #[derive(Clone)]
 pub struct HttpGate {
     plugin: Arc<str>,
     /// `None` when the plugin did not ask for HTTP: everything is refused.
     grants: Option<Arc<Grants>>,
+    resolver: Resolver,
     /// The last refusal, for the error the caller sees.
     denial: Arc<Mutex<Option<String>>>,
 }
@@ -214,8 +270,24 @@ impl HttpGate {
         HttpGate {
             plugin: plugin.into(),
             grants,
+            resolver: system_resolver(),
             denial: Arc::default(),
         }
+    }
+
+    /// The addresses a checked target may be connected to: an IP literal
+    /// as it is, a name resolved once and vetted.
+    async fn addresses(&self, target: Target) -> Result<Vec<SocketAddr>, HttpError> {
+        let (name, port) = match target {
+            Target::Addr(addr) => return Ok(vec![addr]),
+            Target::Name(name, port) => (name, port),
+        };
+        let addrs = (self.resolver)(name.clone(), port)
+            .await
+            .map_err(|_| HttpError::DestinationNotFound)?;
+        let grants = self.grants.clone().unwrap_or_default();
+        vet_resolved(&grants, &name, &addrs).map_err(|why| self.deny(why))?;
+        Ok(addrs)
     }
 
     /// The last refusal since the previous call, if any.
@@ -229,9 +301,8 @@ impl HttpGate {
         HttpError::HttpRequestDenied
     }
 
-    /// Checks the request's host and port; for a host name, returns it for
-    /// the resolution check.
-    fn check_target(&self, uri: &http::Uri) -> Result<Option<(String, u16)>, HttpError> {
+    /// Checks the request's host and port against the grants.
+    fn check_target(&self, uri: &http::Uri) -> Result<Target, HttpError> {
         let Some(grants) = &self.grants else {
             return Err(self.deny(format!(
                 "request to {uri}: the plugin's plugin.toml does not ask for `http = true`"
@@ -253,7 +324,7 @@ impl HttpGate {
             "add it to `allow_hosts` of the storage in the config if the plugin should reach it";
         if let Ok(ip) = host.parse::<IpAddr>() {
             if grants.allows_ip(ip, Some(port)) {
-                return Ok(None);
+                return Ok(Target::Addr(SocketAddr::new(ip, port)));
             }
             return Err(self.deny(format!(
                 "{host}:{port} is not in the plugin's allow-list; {fix}"
@@ -261,7 +332,7 @@ impl HttpGate {
         }
         let name = host.trim_end_matches('.').to_ascii_lowercase();
         if grants.allows_name(&name, port) {
-            return Ok(Some((name, port)));
+            return Ok(Target::Name(name, port));
         }
         Err(self.deny(format!(
             "{host}:{port} is not in the plugin's allow-list; {fix}"
@@ -285,25 +356,8 @@ impl WasiHttpHooks for HttpGate {
         let checked = self.check_target(request.uri());
         let gate = self.clone();
         Box::new(async move {
-            if let Some((name, port)) = checked? {
-                let grants = gate.grants.clone().unwrap_or_default();
-                let addrs = tokio::net::lookup_host((name.as_str(), port))
-                    .await
-                    .map_err(|_| HttpError::DestinationNotFound)?;
-                for addr in addrs {
-                    if let Some(what) = special_address(addr.ip())
-                        && !grants.allows_ip(addr.ip(), None)
-                    {
-                        return Err(gate.deny(format!(
-                                "{name} resolves to {}, {what}, which is not granted; grant the address \
-                                 (e.g. allow_hosts = [\"{}\"]) if the plugin should reach it",
-                                addr.ip(),
-                                addr.ip()
-                            )));
-                    }
-                }
-            }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let addrs = gate.addresses(checked?).await?;
+            let (response, io) = super::http_connect::send_to(request, options, &addrs).await?;
             Ok((
                 response.map(super::read_ahead::wrap),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -382,5 +436,100 @@ mod tests {
             Some("a loopback address")
         );
         assert_eq!(special_address("93.184.216.34".parse().unwrap()), None);
+    }
+
+    /// A gate whose resolver answers `answers` for every name.
+    fn gate_resolving(items: &[&str], answers: &[&str]) -> HttpGate {
+        let answers: Vec<IpAddr> = answers.iter().map(|a| a.parse().unwrap()).collect();
+        let mut g = gate(items);
+        g.resolver = Arc::new(move |_name: String, port: u16| -> Resolving {
+            let addrs = answers
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+            Box::pin(async move { Ok(addrs) })
+        });
+        g
+    }
+
+    async fn addresses_of(g: &HttpGate, uri: &str) -> Result<Vec<SocketAddr>, String> {
+        let denial = |_| g.take_denial().unwrap_or_else(|| "no reason given".into());
+        let target = g.check_target(&uri.parse().unwrap()).map_err(denial)?;
+        g.addresses(target).await.map_err(denial)
+    }
+
+    #[tokio::test]
+    async fn a_granted_name_resolving_to_link_local_is_refused() {
+        for answer in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+            let g = gate_resolving(&["https://s3.example.com"], &[answer]);
+            let why = addresses_of(&g, "https://s3.example.com/b/k")
+                .await
+                .unwrap_err();
+            assert!(
+                why.contains("s3.example.com resolves to") && why.contains("a link-local address"),
+                "{answer}: {why}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn one_special_answer_among_public_ones_refuses_the_request() {
+        let g = gate_resolving(&["https://s3.example.com"], &["93.184.216.34", "127.0.0.1"]);
+        let why = addresses_of(&g, "https://s3.example.com/")
+            .await
+            .unwrap_err();
+        assert!(why.contains("127.0.0.1, a loopback address"), "{why}");
+        let g = gate_resolving(&["https://s3.example.com"], &[]);
+        let why = addresses_of(&g, "https://s3.example.com/")
+            .await
+            .unwrap_err();
+        assert!(why.contains("resolves to no address"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn the_addresses_vetted_are_the_ones_connected_to() {
+        let g = gate_resolving(
+            &["https://s3.example.com"],
+            &["93.184.216.34", "2606:2800::1"],
+        );
+        assert_eq!(
+            addresses_of(&g, "https://s3.example.com/").await.unwrap(),
+            vec![
+                "93.184.216.34:443".parse::<SocketAddr>().unwrap(),
+                "[2606:2800::1]:443".parse().unwrap()
+            ]
+        );
+        // A link-local answer passes once its network is granted by CIDR.
+        let g = gate_resolving(
+            &["metadata.internal:80", "169.254.0.0/16"],
+            &["169.254.169.254"],
+        );
+        assert_eq!(
+            addresses_of(&g, "http://metadata.internal/").await.unwrap(),
+            vec!["169.254.169.254:80".parse::<SocketAddr>().unwrap()]
+        );
+        // An IP literal is connected to as written, never resolved.
+        let g = gate_resolving(&["10.1.0.0/16"], &["203.0.113.9"]);
+        assert_eq!(
+            addresses_of(&g, "http://10.1.2.3:9000/").await.unwrap(),
+            vec!["10.1.2.3:9000".parse::<SocketAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn odd_spellings_of_a_loopback_ip_match_no_name_grant() {
+        let g = gate(&["localhost:9000", "s3.example.com"]);
+        for uri in [
+            "http://127.0.0.1:9000/",
+            "http://2130706433:9000/",
+            "http://127.1:9000/",
+            "http://0x7f.0.0.1:9000/",
+            "http://017700000001:9000/",
+            "http://[::ffff:127.0.0.1]:9000/",
+            "http://[::1]:9000/",
+            "http://localhost.:9001/",
+        ] {
+            assert!(!allowed(&g, uri), "{uri}");
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! names one) and HTTP only to hosts its config grants.
 
 mod cache;
+mod http_connect;
 mod http_grants;
 pub mod manifest;
 mod provider_guest;

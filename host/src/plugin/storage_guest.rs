@@ -217,6 +217,22 @@ impl Inner {
         }
     }
 
+    /// Refuses a key that breaks the contract's key rules before any plugin
+    /// sees it: whatever a plugin does with `..` or a leading `/`, the host
+    /// never asks for such a key.
+    fn refuse_bad_key(&self, op: &str, key: &str) -> Result<()> {
+        match crate::storage::key_problem(key) {
+            Some(why) => Err(self.error(
+                ErrorKind::InvalidKey,
+                format!(
+                    "`{op}` of key {key:?} refused: the key {why}; keys are `/`-separated \
+                     non-empty segments, none `.` or `..`, without `\\` or NUL"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn check_key(&self, op: &str, returned: &str) -> Result<()> {
         if returned.len() > MAX_KEY_BYTES {
             return Err(self.error(
@@ -278,6 +294,7 @@ impl Storage for WasmStorage {
 
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let inner = &self.inner;
+        inner.refuse_bad_key("start-upload", key)?;
         let mut inst = inner.checkout().await?;
         let handle = guest_call!(inner, &mut inst, "start-upload", |store, api| api
             .call_start_upload(store, key));
@@ -301,6 +318,7 @@ impl Storage for WasmStorage {
         length: Option<u64>,
     ) -> Result<Box<dyn Download>> {
         let inner = &self.inner;
+        inner.refuse_bad_key("open-download", key)?;
         let mut inst = inner.checkout().await?;
         let handle = guest_call!(inner, &mut inst, "open-download", |store, api| api
             .call_open_download(store, key, offset, length));
@@ -319,6 +337,7 @@ impl Storage for WasmStorage {
 
     async fn stat(&self, key: &str) -> Result<ObjectMeta> {
         let inner = &self.inner;
+        inner.refuse_bad_key("stat", key)?;
         let mut inst = inner.checkout().await?;
         let r = guest_call!(inner, &mut inst, "stat", |store, api| api
             .call_stat(store, key));
@@ -375,6 +394,7 @@ impl Storage for WasmStorage {
 
     async fn delete(&self, key: &str) -> Result<()> {
         let inner = &self.inner;
+        inner.refuse_bad_key("delete", key)?;
         let mut inst = inner.checkout().await?;
         let r = guest_call!(inner, &mut inst, "delete", |store, api| api
             .call_delete(store, key));
@@ -389,6 +409,7 @@ impl Storage for WasmStorage {
         network: Network,
     ) -> Result<Option<String>> {
         let inner = &self.inner;
+        inner.refuse_bad_key("presign-get", key)?;
         let network = match network {
             Network::Internal => wit::Network::Internal,
             Network::Public => wit::Network::Public,
