@@ -10,6 +10,7 @@ mod instance;
 mod raw;
 pub(crate) use raw::is_sha256_hex;
 mod secrets;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use instance::{Compression, InstanceConfig, PolicyOverride, parse_weekday, parse_window};
 pub use secrets::Secret;
+pub use tls::TlsConfig;
 
 /// Everything wrong with a config file, each naming the file, key and fix.
 #[derive(Debug, thiserror::Error)]
