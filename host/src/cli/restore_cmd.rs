@@ -109,17 +109,19 @@ pub(super) async fn restore(
     // A target that replicates over TLS needs a handoff certificate; in
     // auto mode, without one, the RESTORE pipeline does the restore.
     let mut note = None;
-    if whole && native && mode != super::RestoreModeArg::Restore {
-        if let Some(why) = restore::handoff::unavailable(&ep).await? {
-            if mode == super::RestoreModeArg::Handoff {
-                bail!(
-                    "{why}; set `handoff_cert_file` and `handoff_key_file` there, or use --mode restore"
-                );
-            }
-            let n = format!("restored by the RESTORE pipeline, not a handoff: {why}");
-            tracing::warn!("{n}");
-            note = Some(n);
+    if whole
+        && native
+        && mode != super::RestoreModeArg::Restore
+        && let Some(why) = restore::handoff::unavailable(&ep).await?
+    {
+        if mode == super::RestoreModeArg::Handoff {
+            bail!(
+                "{why}; set `handoff_cert_file` and `handoff_key_file` there, or use --mode restore"
+            );
         }
+        let n = format!("restored by the RESTORE pipeline, not a handoff: {why}");
+        tracing::warn!("{n}");
+        note = Some(n);
     }
     let report = if whole && native && mode != super::RestoreModeArg::Restore && note.is_none() {
         let o = restore::handoff::HandoffOptions {
