@@ -1,13 +1,15 @@
 //! Shared helpers of the end-to-end tests: where the built plugins are,
 //! plugin directories assembled in temp dirs, a host and storages opened
 //! with chosen limits; a real redis-server per test (`redis`), an S3 server
-//! (`s3`) and a COS / OSS emulator (`emulator`).
+//! (`s3`), a COS / OSS emulator (`emulator`) and certificates for TLS
+//! (`tls`).
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod emulator;
 pub mod redis;
 pub mod s3;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! A real redis-server for a test: a free port on loopback, its own temp
 //! dir, killed on drop. Driven through `redis-cli`, which is independent of
-//! the code under test.
+//! the code under test. With `start_tls` the server listens only on a TLS
+//! port, with certificates from `super::tls::Pki`, and `redis-cli` speaks
+//! TLS to it.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -14,6 +16,17 @@ pub struct RedisServer {
     pub dir: tempfile::TempDir,
     /// Password for `redis-cli`, if the server has one.
     pub password: Option<String>,
+    /// `redis-cli`'s TLS arguments, for a TLS server.
+    cli_tls: Vec<String>,
+}
+
+/// How a test server speaks TLS.
+pub struct ServerTls<'a> {
+    pub pki: &'a super::tls::Pki,
+    /// `--tls-auth-clients yes`: clients must show a certificate of the CA.
+    pub auth_clients: bool,
+    /// `--tls-replication yes`: as a replica, it speaks TLS to its master.
+    pub replication: bool,
 }
 
 fn free_port() -> u16 {
@@ -37,24 +50,60 @@ impl RedisServer {
     /// Starts the given server binary (another version, for compatibility
     /// tests).
     pub fn start_with(binary: &str, extra: &[&str]) -> RedisServer {
+        Self::start_inner(binary, extra, None)
+    }
+
+    /// Starts redis-server listening only on a TLS port (`--port 0`).
+    pub fn start_tls(tls: &ServerTls, extra: &[&str]) -> RedisServer {
+        let mut args = vec!["--enable-debug-command", "local"];
+        args.extend_from_slice(extra);
+        Self::start_inner("redis-server", &args, Some(tls))
+    }
+
+    fn start_inner(binary: &str, extra: &[&str], tls: Option<&ServerTls>) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        let cli_tls = match tls {
+            None => Vec::new(),
+            Some(t) => vec![
+                "--tls".into(),
+                "--cacert".into(),
+                path(&t.pki.ca),
+                "--cert".into(),
+                path(&t.pki.client_cert),
+                "--key".into(),
+                path(&t.pki.client_key),
+            ],
+        };
         let password = extra
             .iter()
             .position(|a| *a == "--requirepass")
             .map(|i| extra[i + 1].to_string());
         for _attempt in 0..5 {
             let port = free_port();
+            let port_args = match tls {
+                None => vec!["--port".to_string(), port.to_string()],
+                Some(t) => vec![
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.to_string(),
+                    "--tls-cert-file".into(),
+                    path(&t.pki.server_cert),
+                    "--tls-key-file".into(),
+                    path(&t.pki.server_key),
+                    "--tls-ca-cert-file".into(),
+                    path(&t.pki.ca),
+                    "--tls-auth-clients".into(),
+                    yes_no(t.auth_clients),
+                    "--tls-replication".into(),
+                    yes_no(t.replication),
+                ],
+            };
             let mut child = Command::new(binary)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(&port_args)
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args([
                     "--dir",
                     dir.path().to_str().unwrap(),
@@ -77,6 +126,7 @@ impl RedisServer {
                         port,
                         dir,
                         password,
+                        cli_tls,
                     };
                     server.wait_ready();
                     return server;
@@ -106,6 +156,7 @@ impl RedisServer {
     fn cli_command(&self) -> Command {
         let mut c = Command::new("redis-cli");
         c.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        c.args(&self.cli_tls);
         if let Some(pw) = &self.password {
             c.args(["--no-auth-warning", "-a", pw]);
         }

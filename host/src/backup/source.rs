@@ -22,6 +22,7 @@ pub fn endpoint_for(instance: &InstanceConfig, addr: &str) -> Endpoint {
     ep.password = instance.password.clone();
     ep.connect_timeout = instance.connect_timeout;
     ep.read_timeout = instance.read_timeout;
+    ep.tls = instance.tls.clone();
     ep
 }
 

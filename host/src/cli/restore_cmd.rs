@@ -24,6 +24,7 @@ fn target_endpoint(
     let mut ep = crate::backup::endpoint_for(inst, &addr);
     if args.target.is_some() {
         ep.instance = format!("{} (target {addr})", inst.name);
+        ep.tls = inst.target_tls.clone();
         if let Some(var) = &args.target_password_env {
             let pw = std::env::var(var).with_context(|| {
                 format!("--target-password-env names `{var}`, which is not set")
@@ -105,7 +106,24 @@ pub(super) async fn restore(
             manifest.source.rdb_version
         );
     }
-    let report = if whole && native && mode != super::RestoreModeArg::Restore {
+    // A target that replicates over TLS needs a handoff certificate; in
+    // auto mode, without one, the RESTORE pipeline does the restore.
+    let mut note = None;
+    if whole
+        && native
+        && mode != super::RestoreModeArg::Restore
+        && let Some(why) = restore::handoff::unavailable(&ep).await?
+    {
+        if mode == super::RestoreModeArg::Handoff {
+            bail!(
+                "{why}; set `handoff_cert_file` and `handoff_key_file` there, or use --mode restore"
+            );
+        }
+        let n = format!("restored by the RESTORE pipeline, not a handoff: {why}");
+        tracing::warn!("{n}");
+        note = Some(n);
+    }
+    let report = if whole && native && mode != super::RestoreModeArg::Restore && note.is_none() {
         let o = restore::handoff::HandoffOptions {
             listen,
             advertise,
@@ -131,6 +149,10 @@ pub(super) async fn restore(
         };
         run_shown(storage, &manifest, &ep, opts).await?
     };
+    let report = restore::Report {
+        note: note.or(report.note),
+        ..report
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -145,6 +167,9 @@ pub(super) async fn restore(
             report.keys_existing,
             report.refused.len()
         );
+        if let Some(n) = &report.note {
+            println!("{n}");
+        }
         if !report.missing_patterns.is_empty() {
             println!("not in the backup: {}", report.missing_patterns.join(";"));
         }

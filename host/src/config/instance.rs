@@ -31,6 +31,8 @@ pub(super) struct RawInstance {
     archive_storage: Option<String>,
     archive_retention_days: Option<u32>,
     keep_last: Option<u32>,
+    tls: Option<super::tls::RawTls>,
+    target_tls: Option<super::tls::RawTargetTls>,
 }
 
 /// `[instance.NAME.policy]`: the operator's changes to the provider's
@@ -87,6 +89,13 @@ pub struct InstanceConfig {
     pub archive_retention_days: Option<u32>,
     /// Complete backups the sweeper never deletes, newest first (0: none).
     pub keep_last: u32,
+    /// TLS to the instance's nodes (address, replica, replicas found in
+    /// `INFO replication`); `None`: plain TCP.
+    pub tls: Option<super::TlsConfig>,
+    /// TLS to a clone's or restore's target address: `target_tls` when
+    /// set (`false`: plain), else the instance's `tls` with the server
+    /// name taken from the target's address.
+    pub target_tls: Option<super::TlsConfig>,
 }
 
 /// Parts of a policy the config sets; `None` keeps the provider's default.
@@ -336,6 +345,25 @@ pub(super) fn validate(
     if raw.archive_retention_days == Some(0) {
         return Err((key("archive_retention_days"), "must be at least 1".into()));
     }
+    let tls = match raw.tls {
+        Some(t) => Some(super::tls::validate(&key("tls"), t, base)?),
+        None => None,
+    };
+    let target_tls = match raw.target_tls {
+        None => tls.as_ref().map(|t| t.for_other_server(&key("target_tls"))),
+        Some(super::tls::RawTargetTls::Enabled(true)) => match &tls {
+            Some(t) => Some(t.for_other_server(&key("target_tls"))),
+            None => Some(super::tls::validate(
+                &key("target_tls"),
+                Default::default(),
+                base,
+            )?),
+        },
+        Some(super::tls::RawTargetTls::Enabled(false)) => None,
+        Some(super::tls::RawTargetTls::Table(t)) => {
+            Some(super::tls::validate(&key("target_tls"), t, base)?)
+        }
+    };
     Ok(InstanceConfig {
         name: name.to_string(),
         address: raw.address,
@@ -354,5 +382,7 @@ pub(super) fn validate(
         archive_storage: raw.archive_storage,
         archive_retention_days: raw.archive_retention_days,
         keep_last: raw.keep_last.unwrap_or(1),
+        tls,
+        target_tls,
     })
 }

@@ -11,6 +11,7 @@ mod raw;
 #[cfg_attr(not(feature = "daemon"), allow(unused_imports))]
 pub(crate) use raw::is_sha256_hex;
 mod secrets;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use instance::{Compression, InstanceConfig, PolicyOverride, parse_weekday, parse_window};
 pub use secrets::Secret;
+pub use tls::TlsConfig;
 
 /// Everything wrong with a config file, each naming the file, key and fix.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,18 @@ use crate::config::{Compression, Config};
 use crate::daemon::Daemon;
 use crate::daemon::providers::{effective_policy, open_providers};
 
+/// A `tls` table as resolved: paths and names, never key material.
+fn tls_view(t: &crate::config::TlsConfig) -> Value {
+    json!({
+        "ca_file": t.ca_file.as_ref().map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(public web roots)".into()),
+        "cert_file": t.cert_file.as_ref().map(|p| p.display().to_string()),
+        "server_name": t.server_name.as_ref().map(|n| n.to_str().into_owned())
+            .unwrap_or_else(|| "(the address's host)".into()),
+        "handoff_certificate": t.handoff.is_some(),
+    })
+}
+
 /// The config as the daemon resolves it (secrets masked), with every
 /// problem found (a policy its provider refuses, a provider that does not
 /// load) under `problems`.
@@ -63,6 +75,8 @@ pub async fn resolved_view(config: &Config) -> anyhow::Result<Value> {
                 "archive_storage": i.archive_storage,
                 "archive_retention_days": i.archive_retention_days,
                 "keep_last": i.keep_last,
+                "tls": i.tls.as_ref().map(tls_view),
+                "target_tls": i.target_tls.as_ref().map(tls_view),
             }),
         );
     }

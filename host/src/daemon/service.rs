@@ -618,6 +618,7 @@ impl Service {
                     // The instance's credentials never go to another address.
                     ep.username = None;
                     ep.password = req.target_password.clone().map(crate::config::Secret::new);
+                    ep.tls = m.config.target_tls.clone();
                 }
                 let opts = crate::restore::Options {
                     scope,

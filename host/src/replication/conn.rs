@@ -1,4 +1,5 @@
-//! A RESP2 connection to one Redis server: connect, AUTH, commands.
+//! A RESP2 connection to one Redis server: connect (plain TCP or TLS),
+//! AUTH, commands.
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
@@ -6,7 +7,7 @@ use tokio::net::TcpStream;
 use super::resp::{self, Reply};
 use super::{Endpoint, ErrorKind, ReplError, server_error};
 
-/// The byte stream under a connection: plain TCP today; TLS plugs in here.
+/// The byte stream under a connection: plain TCP, or TLS over it.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
@@ -21,6 +22,9 @@ pub struct Connection {
     /// The TCP socket under the transport, for socket options; it lives as
     /// long as `io` does.
     fd: std::os::fd::RawFd,
+    /// Whether the server answered anything yet: a failure before the
+    /// first answer is often the wrong port kind (TLS or plain).
+    answered: bool,
 }
 
 impl Connection {
@@ -43,12 +47,19 @@ impl Connection {
         let _ = tcp.set_nodelay(true);
         let local_addr = tcp.local_addr().ok();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+        // SO_RCVLOWAT stays on the TCP socket under TLS: the kernel still
+        // wakes the reader once per batch of (encrypted) bytes.
+        let transport: Box<dyn Transport> = match &ep.tls {
+            Some(tls) => super::tls::connect(ep, tls, tcp).await?,
+            None => Box::new(tcp),
+        };
         let mut conn = Connection {
             ep: ep.clone(),
-            io: BufReader::with_capacity(256 << 10, Box::new(tcp) as Box<dyn Transport>),
+            io: BufReader::with_capacity(256 << 10, transport),
             pending: Vec::new(),
             local_addr,
             fd,
+            answered: false,
         };
         if let Some(password) = &ep.password {
             let pw = password.expose().as_bytes();
@@ -59,6 +70,12 @@ impl Connection {
             if let Reply::Error(e) = reply {
                 return Err(server_error(ep, "AUTH", &e));
             }
+        } else if ep.tls.is_some() {
+            // Under TLS 1.3 a server that wants a client certificate says
+            // so only after our side of the handshake finished: one PING
+            // brings its refusal here, where it names the fix. Any answer
+            // (NOAUTH included) means the session was accepted.
+            conn.raw(&[b"PING"]).await?;
         }
         Ok(conn)
     }
@@ -105,9 +122,33 @@ impl Connection {
         .await;
         match r {
             Err(_) => Err(self.ep.timeout_error(&doing, t)),
-            Ok(Err(e)) => Err(self.ep.resp_error(&doing, e)),
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(self.first_answer_hint(self.ep.resp_error(&doing, e))),
+            Ok(Ok(reply)) => {
+                self.answered = true;
+                Ok(reply)
+            }
         }
+    }
+
+    /// Adds the likely cause to a connection that failed before the
+    /// server answered anything: a TLS port spoken to in plain text, or a
+    /// server that wants a client certificate and hung up on us.
+    fn first_answer_hint(&self, mut e: ReplError) -> ReplError {
+        if self.answered || !matches!(e.kind, ErrorKind::Closed | ErrorKind::Protocol) {
+            return e;
+        }
+        match &self.ep.tls {
+            None => e.message.push_str(
+                "; if this port is the server's tls-port, the server speaks TLS: configure TLS for it \
+                 (the instance's `tls` table, or `target_tls` for a target)",
+            ),
+            Some(tls) if !tls.has_client_cert() => e.message.push_str(&format!(
+                "; if the server requires client certificates (tls-auth-clients), set `{0}.cert_file` and `{0}.key_file`",
+                tls.key
+            )),
+            Some(_) => {}
+        }
+        e
     }
 
     /// Sends a command; an error reply becomes a `ReplError` with the fix.

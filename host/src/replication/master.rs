@@ -2,6 +2,10 @@
 //! a master, the target runs `REPLICAOF` to it, and redback streams the
 //! backup's RDB as the full-resync payload so the target loads it at native
 //! speed.
+//!
+//! A target with `tls-replication yes` speaks TLS to its master: the first
+//! byte it sends tells (0x16, a TLS handshake record), and the master then
+//! answers with the endpoint's `handoff_cert_file`.
 
 use std::io::Read;
 use std::time::Duration;
@@ -10,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::conn::Transport;
 use super::resp;
 use super::{Endpoint, ErrorKind, ReplError};
 
@@ -57,7 +62,7 @@ impl FakeMaster {
         accept_timeout: Duration,
         verified: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
         sent: &std::sync::atomic::AtomicU64,
-    ) -> Result<TcpStream, ReplError> {
+    ) -> Result<Box<dyn Transport>, ReplError> {
         let ep = self.ep.clone();
         let (stream, _) = tokio::time::timeout(accept_timeout, self.listener.accept())
             .await
@@ -73,6 +78,7 @@ impl FakeMaster {
             })?
             .map_err(|e| ep.error(ErrorKind::Connect, format!("accepting the target's connection: {e}")))?;
         let _ = stream.set_nodelay(true);
+        let stream = self.handshake(stream).await?;
         let mut io = BufReader::new(stream);
         // The replica's handshake: PING, AUTH (masterauth), REPLCONF ..., then PSYNC.
         loop {
@@ -189,9 +195,37 @@ impl FakeMaster {
     }
 }
 
+impl FakeMaster {
+    /// Plain TCP, or TLS when the target's first byte opens a TLS
+    /// handshake (`tls-replication yes`).
+    async fn handshake(&self, stream: TcpStream) -> Result<Box<dyn Transport>, ReplError> {
+        let ep = &self.ep;
+        let mut first = [0u8; 1];
+        let t = Duration::from_secs(30);
+        let n = tokio::time::timeout(t, stream.peek(&mut first))
+            .await
+            .map_err(|_| ep.timeout_error("the target's replica handshake", t))?
+            .map_err(|e| ep.error(ErrorKind::Closed, format!("reading the target: {e}")))?;
+        if n == 0 || first[0] != 0x16 {
+            return Ok(Box::new(stream));
+        }
+        match ep.tls.as_ref().and_then(|t| t.handoff.clone()) {
+            Some(config) => super::tls::accept(ep, config, stream, t).await,
+            None => Err(ep.error(
+                ErrorKind::Refused,
+                format!(
+                    "the target speaks TLS to its master (tls-replication yes), and redback has no certificate \
+                     for that: set `{}.handoff_cert_file` and `handoff_key_file`, or restore with --mode restore",
+                    ep.tls.as_ref().map_or("tls", |t| t.key.as_str())
+                ),
+            )),
+        }
+    }
+}
+
 /// Reads one command (RESP array or inline) from the replica.
 async fn read_command(
-    io: &mut BufReader<TcpStream>,
+    io: &mut BufReader<Box<dyn Transport>>,
     ep: &Endpoint,
 ) -> Result<Vec<Vec<u8>>, ReplError> {
     let t = Duration::from_secs(30);
@@ -232,7 +266,7 @@ async fn read_command(
 
 /// Keeps reading (and dropping) what the replica sends (`REPLCONF ACK`)
 /// so its writes never block, until the connection closes.
-pub fn drain(stream: TcpStream) -> tokio::task::JoinHandle<()> {
+pub fn drain(stream: Box<dyn Transport>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut s = stream;
         let mut buf = [0u8; 1024];

@@ -1,7 +1,7 @@
 //! The Redis wire: RESP2 connections and the replica handshake that makes a
 //! server stream its RDB to us.
 //!
-//! Owns: connecting (the seam where TLS will plug in), AUTH, commands, the
+//! Owns: connecting (plain TCP, or TLS through rustls in `tls.rs`), AUTH, commands, the
 //! `REPLCONF` / `PSYNC` / `SYNC` handshake and both payload framings, and
 //! every error of those turned into a sentence naming the instance and the
 //! fix. Must not: parse the RDB (that is `rdb/`) or decide what to back up.
@@ -11,10 +11,11 @@ mod conn;
 pub mod master;
 pub mod resp;
 mod sync;
+mod tls;
 
 use std::time::Duration;
 
-pub use conn::Connection;
+pub use conn::{Connection, Transport};
 pub use resp::Reply;
 pub use sync::{Framing, RdbStream, SyncInfo, start_sync};
 
@@ -35,6 +36,8 @@ pub struct Endpoint {
     /// The `\n` keep-alives a master sends while it prepares the RDB count
     /// as activity.
     pub read_timeout: Duration,
+    /// TLS to the server; `None`: plain TCP.
+    pub tls: Option<crate::config::TlsConfig>,
 }
 
 impl Endpoint {
@@ -46,6 +49,7 @@ impl Endpoint {
             password: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 
@@ -55,10 +59,17 @@ impl Endpoint {
                 ErrorKind::Closed,
                 format!("the server closed the connection during {doing}"),
             ),
-            resp::RespError::Io(e) => self.error(
-                ErrorKind::Closed,
-                format!("connection failed during {doing}: {e}"),
-            ),
+            resp::RespError::Io(e) => {
+                if let Some(tls) = &self.tls
+                    && let Some(why) = tls::explain(self, tls, &e)
+                {
+                    return self.error(ErrorKind::Refused, format!("{why} (during {doing})"));
+                }
+                self.error(
+                    ErrorKind::Closed,
+                    format!("connection failed during {doing}: {e}"),
+                )
+            }
             resp::RespError::Protocol(m) => {
                 self.error(ErrorKind::Protocol, format!("{doing}: {m}"))
             }

@@ -5,6 +5,11 @@
 //! it loads a new payload, so the last bytes of the payload are held back
 //! until the stored object's sha256 matched the manifest: a damaged backup
 //! leaves the target as it was, in one pass.
+//!
+//! A target with `tls-replication yes` connects to its master over TLS, so
+//! the handoff needs a server certificate the target trusts (the target's
+//! `handoff_cert_file`); without one, [`unavailable`] says why and the
+//! caller restores by the RESTORE pipeline instead, saying so.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +45,37 @@ impl Default for HandoffOptions {
     }
 }
 
+/// Why a handoff into `target` cannot work, or `None` when it can: a
+/// target that replicates over TLS (`tls-replication yes`, or a TLS
+/// connection whose `CONFIG GET` is refused) needs a handoff certificate.
+pub async fn unavailable(
+    target: &Endpoint,
+) -> Result<Option<String>, crate::replication::ReplError> {
+    if target.tls.as_ref().is_some_and(|t| t.handoff.is_some()) {
+        return Ok(None);
+    }
+    let mut conn = Connection::open(target).await?;
+    let tls_replication = match conn.raw(&[b"CONFIG", b"GET", b"tls-replication"]).await? {
+        crate::replication::Reply::Array(Some(items)) => items
+            .get(1)
+            .and_then(|r| r.text())
+            .map(|v| v.eq_ignore_ascii_case("yes")),
+        _ => None,
+    };
+    let key = target.tls.as_ref().map_or("tls", |t| t.key.as_str());
+    Ok(match tls_replication {
+        Some(true) => Some(format!(
+            "the target replicates over TLS (tls-replication yes) and `{key}` has no `handoff_cert_file` \
+             for redback to serve it with"
+        )),
+        None if target.tls.is_some() => Some(format!(
+            "the target does not say whether it replicates over TLS (CONFIG GET refused) and `{key}` has no \
+             `handoff_cert_file` for redback to serve it with"
+        )),
+        _ => None,
+    })
+}
+
 /// Restores the whole of `m` into `target` by handoff.
 pub async fn run(
     storage: Arc<dyn Storage>,
@@ -53,6 +89,9 @@ pub async fn run(
         restored: 0,
         message,
     };
+    if let Some(why) = unavailable(target).await? {
+        return Err(failed(format!("{why}; restore with --mode restore")));
+    }
     let mut conn = Connection::open(target).await?;
     let before = conn.info("replication").await?;
     let previous_master = match (

@@ -68,6 +68,10 @@ pub struct Report {
     /// Keys the target refused (best effort), with its reason.
     pub refused: Vec<(String, String)>,
     pub raw_bytes: u64,
+    /// Why the mode differs from the one asked for (a handoff that fell
+    /// back to the RESTORE pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Live counters for progress bars and the task center.
