@@ -10,6 +10,7 @@ pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod crypt;
 pub mod daemon;
 pub mod links;
 pub mod metrics;

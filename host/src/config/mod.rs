@@ -6,6 +6,7 @@
 //! that names the file, the key and the fix. Must not: load plugins, touch
 //! Redis or storage; it only describes what the rest of the host should do.
 
+mod encryption;
 mod instance;
 mod raw;
 pub(crate) use raw::is_sha256_hex;
@@ -101,6 +102,9 @@ pub struct StorageConfig {
     pub settings: BTreeMap<String, SettingValue>,
     /// Backups writing to this storage at once (no limit of its own if unset).
     pub max_concurrent_backups: Option<u32>,
+    /// The key ring of `[storage.NAME.encryption]`: backups written here
+    /// are encrypted at rest.
+    pub encryption: Option<std::sync::Arc<crate::crypt::KeyRing>>,
 }
 
 /// A setting value: plain, or a secret that is masked when shown.

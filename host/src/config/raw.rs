@@ -47,7 +47,13 @@ struct RawPlugin {
 }
 
 /// Keys of a `[storage.NAME]` table that the host reads itself.
-const HOST_KEYS: [&str; 4] = ["plugin", "allow_hosts", "root", "max_concurrent_backups"];
+const HOST_KEYS: [&str; 5] = [
+    "plugin",
+    "allow_hosts",
+    "root",
+    "max_concurrent_backups",
+    "encryption",
+];
 
 pub(super) fn validate(
     raw: RawConfig,
@@ -233,6 +239,10 @@ pub(super) fn validate_storage(
         Some(toml::Value::String(r)) if !r.is_empty() => Some(base.join(r)),
         Some(_) => return Err((key("root"), "must be a directory path, a string".into())),
     };
+    let encryption = match table.get("encryption") {
+        None => None,
+        Some(v) => Some(super::encryption::validate(name, v, base, env)?),
+    };
 
     let mut settings = BTreeMap::new();
     let mut endpoints = Vec::new();
@@ -319,6 +329,7 @@ pub(super) fn validate_storage(
         root,
         settings,
         max_concurrent_backups,
+        encryption,
     })
 }
 

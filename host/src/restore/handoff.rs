@@ -53,6 +53,9 @@ pub async fn run(
         restored: 0,
         message,
     };
+    // A key the ring does not have stops the restore before the target
+    // is touched.
+    backup::stream::readable(storage.as_ref(), m).map_err(backup::VerifyError::from)?;
     let mut conn = Connection::open(target).await?;
     let before = conn.info("replication").await?;
     let previous_master = match (

@@ -101,6 +101,13 @@ pub trait Storage: Send + Sync {
     fn name(&self) -> &str;
     /// The plugin serving it.
     fn plugin(&self) -> &str;
+    /// The key ring of the storage's `encryption` table: backups written
+    /// here are encrypted with its current key, and read with any of its
+    /// keys. A storage that wraps another must forward it, or backups
+    /// through the wrapper are written in plaintext.
+    fn key_ring(&self) -> Option<std::sync::Arc<crate::crypt::KeyRing>> {
+        None
+    }
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>>;
     async fn open_download(
         &self,
