@@ -58,6 +58,7 @@ fn manifest(i: i64) -> Manifest {
             compression: Compression::Zstd { level: 3 },
             sha256: format!("{i:064x}"),
             rdb_crc64: format!("{i:016x}"),
+            encryption: None,
         },
         stats: serde_json::json!({
             "keys": 3_290_000, "expires": 297_000,

@@ -44,8 +44,18 @@ pub async fn inspect(
         id: m.id.clone(),
         message,
     };
+    super::stream::readable(storage.as_ref(), m)?;
     let (download, reader) = super::stream::open(storage, m);
     let mut filter = pattern.and_then(KeyFilter::parse);
+    let id = m.id.clone();
+    // A decryption failure is told as such; any other is a mismatch.
+    let failure = move |e: crate::rdb::RdbError| match crate::crypt::CryptError::cause_in(&e) {
+        Some(c) => VerifyError::Encryption(c.clone()),
+        None => VerifyError::Mismatch {
+            id: id.clone(),
+            message: e.to_string(),
+        },
+    };
     let parsed = tokio::task::spawn_blocking(move || {
         let mut p = Parser::with_options(
             reader,
@@ -53,10 +63,10 @@ pub async fn inspect(
                 capture_values: false,
             },
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(&failure)?;
         let mut stats = Stats::new(p.version(), top);
         let (mut matched, mut keys) = (0u64, Vec::new());
-        while let Some(item) = p.next().map_err(|e| e.to_string())? {
+        while let Some(item) = p.next().map_err(&failure)? {
             stats.record(&item);
             if let (Item::Key(e), Some(f)) = (&item, filter.as_mut())
                 && f.matches(&e.key)
@@ -74,21 +84,23 @@ pub async fn inspect(
             }
         }
         stats.finish(&p);
-        Ok::<_, String>((stats, matched, keys))
+        Ok::<_, VerifyError>((stats, matched, keys))
     });
-    let (_, sha) = download
+    let downloaded = download.await;
+    let parsed = parsed
         .await
-        .map_err(|e| mismatch(format!("the download stopped: {e}")))??;
+        .map_err(|e| mismatch(format!("the parser stopped: {e}")))?;
+    if let Err(e @ VerifyError::Encryption(_)) = parsed {
+        return Err(e);
+    }
+    let (_, sha) = downloaded.map_err(|e| mismatch(format!("the download stopped: {e}")))??;
     if sha != m.data.sha256 {
         return Err(mismatch(format!(
             "the stored object's sha256 is {sha}, the manifest says {}",
             m.data.sha256
         )));
     }
-    let (stats, matched, keys) = parsed
-        .await
-        .map_err(|e| mismatch(format!("the parser stopped: {e}")))?
-        .map_err(mismatch)?;
+    let (stats, matched, keys) = parsed?;
     Ok(Inspection {
         id: m.id.clone(),
         stats,

@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Compression;
 
-/// The manifest format this redback writes.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The newest manifest format this redback reads and writes. Version 2
+/// adds `data.encryption`; a backup that is not encrypted is still written
+/// as version 1, which redback before encryption at rest reads, while an
+/// encrypted one is version 2, which such a redback refuses ("upgrade")
+/// instead of taking ciphertext for an RDB.
+pub const MANIFEST_VERSION: u32 = 2;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Whether a person or the schedule started the backup.
@@ -46,6 +50,18 @@ pub struct DataObject {
     pub sha256: String,
     /// The RDB's own trailing CRC-64 (0 when the server wrote none).
     pub rdb_crc64: String,
+    /// How the stored bytes are encrypted (after compression); absent for
+    /// a plaintext object. `sha256` and `stored_bytes` are of the
+    /// ciphertext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypt::Encryption>,
+}
+
+impl DataObject {
+    /// The manifest version a backup with this data object is written as.
+    pub fn manifest_version(&self) -> u32 {
+        if self.encryption.is_some() { 2 } else { 1 }
+    }
 }
 
 /// A complete backup's description.
@@ -146,19 +162,47 @@ mod tests {
                 compression: Compression::Zstd { level: 3 },
                 sha256: "00".repeat(32),
                 rdb_crc64: "0123456789abcdef".into(),
+                encryption: None,
             },
             stats: serde_json::json!({"keys": 1}),
             provider: None,
             retention_until: None,
         };
         assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
-        let newer = String::from_utf8(m.to_json())
-            .unwrap()
-            .replace("\"version\": 1", "\"version\": 99");
+        let newer = String::from_utf8(m.to_json()).unwrap().replace(
+            &format!("\"version\": {MANIFEST_VERSION}"),
+            "\"version\": 99",
+        );
         assert!(matches!(
             Manifest::from_json(newer.as_bytes()),
             Err(ManifestError::TooNew { found: 99 })
         ));
         assert!(Manifest::from_json(b"{\"format\":\"x\",\"version\":1}").is_err());
+    }
+
+    /// A version 1 manifest, as redback wrote before encryption at rest,
+    /// loads as a plaintext backup; an encrypted one is version 2 and
+    /// round-trips its encryption record.
+    #[test]
+    fn version_1_manifests_still_load_and_encrypted_ones_are_version_2() {
+        let v1 = r#"{"format":"redback-manifest","version":1,"id":"20261121T100000Z-ab12",
+            "instance":"orders","kind":"automatic","started_at":"2026-11-21T10:00:00Z",
+            "finished_at":"2026-11-21T10:00:09Z","source":{"address":"127.0.0.1:6380",
+            "role":"master","redis_version":"7.0.15","rdb_version":10,"replication_id":null,
+            "replication_offset":null},"data":{"key":"redback/orders/x/dump.rdb.zst",
+            "stored_bytes":10,"raw_bytes":20,"compression":{"codec":"zstd","level":1},
+            "sha256":"00","rdb_crc64":"0000000000000000"},"stats":{"keys":0}}"#;
+        let m = Manifest::from_json(v1.as_bytes()).unwrap();
+        assert_eq!(m.data.encryption, None);
+        assert_eq!(m.data.manifest_version(), 1);
+        let mut e = m.clone();
+        e.data.encryption = Some(crate::crypt::Encryption {
+            cipher: crate::crypt::CIPHER.into(),
+            key_id: "k1".into(),
+            frame_bytes: crate::crypt::FRAME_BYTES,
+        });
+        e.version = e.data.manifest_version();
+        assert_eq!(e.version, 2);
+        assert_eq!(Manifest::from_json(&e.to_json()).unwrap(), e);
     }
 }

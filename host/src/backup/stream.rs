@@ -1,6 +1,7 @@
 //! A stored backup as a stream of RDB bytes: the download runs as a task
-//! that hashes what it reads; the decompressed bytes come out of a blocking
-//! `Read` for the parser thread.
+//! that hashes what it reads (the stored bytes, ciphertext when encrypted);
+//! the decrypted and decompressed bytes come out of a blocking `Read` for
+//! the parser thread.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -12,11 +13,34 @@ use tokio::task::JoinHandle;
 
 use crate::backup::Manifest;
 use crate::config::Compression;
+use crate::crypt::CryptError;
 use crate::pipe::ChannelReader;
 use crate::storage::{Storage, StorageError};
 
 /// The download task's result: bytes read and their sha256.
 pub type Downloaded = Result<(u64, String), StorageError>;
+
+/// Whether the storage's key ring can read backup `m`: a plaintext backup
+/// always; an encrypted one if the ring holds its key id. Checked before
+/// anything is downloaded, so the error names the missing key.
+pub fn readable(storage: &dyn Storage, m: &Manifest) -> Result<(), CryptError> {
+    let Some(e) = &m.data.encryption else {
+        return Ok(());
+    };
+    match storage.key_ring() {
+        Some(ring) if ring.has(&e.key_id) => Ok(()),
+        Some(_) => Err(CryptError::MissingKey {
+            backup: m.id.clone(),
+            key_id: e.key_id.clone(),
+            storage: storage.name().into(),
+        }),
+        None => Err(CryptError::NoKeyRing {
+            backup: m.id.clone(),
+            key_id: e.key_id.clone(),
+            storage: storage.name().into(),
+        }),
+    }
+}
 
 /// Starts downloading the data object of `m`; returns the task and the
 /// reader of decompressed RDB bytes (for a blocking thread).
@@ -24,8 +48,29 @@ pub fn open(
     storage: Arc<dyn Storage>,
     m: &Manifest,
 ) -> (JoinHandle<Downloaded>, Box<dyn Read + Send>) {
+    let (task, reader) = open_stored(storage, m);
+    let reader: Box<dyn Read + Send> = match m.data.compression {
+        Compression::Zstd { .. } => match zstd::stream::read::Decoder::new(reader) {
+            Ok(d) => Box::new(d),
+            Err(e) => Box::new(FailingReader(Some(e))),
+        },
+        Compression::None => reader,
+    };
+    (task, reader)
+}
+
+/// Starts downloading the data object of `m`; returns the task and the
+/// reader of the stored bytes decrypted (still compressed). A frame's
+/// bytes come out only once it authenticated; a failure is a
+/// `CryptError` inside the reader's `io::Error`.
+pub fn open_stored(
+    storage: Arc<dyn Storage>,
+    m: &Manifest,
+) -> (JoinHandle<Downloaded>, Box<dyn Read + Send>) {
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let key = m.data.key.clone();
+    let ring = storage.key_ring();
+    let checked = readable(storage.as_ref(), m);
     let task = tokio::spawn(async move {
         let mut d = storage.open_download(&key, 0, None).await?;
         let mut sha = Sha256::new();
@@ -44,13 +89,14 @@ pub fn open(
         Ok((n, hex::encode(sha.finalize())))
     });
     let reader = ChannelReader::new(rx);
-    let reader: Box<dyn Read + Send> = match m.data.compression {
-        Compression::Zstd { .. } => match zstd::stream::read::Decoder::new(reader) {
-            Ok(d) => Box::new(d),
-            Err(e) => Box::new(FailingReader(Some(e))),
-        },
-        Compression::None => Box::new(reader),
+    let opened = match (&m.data.encryption, ring) {
+        (None, _) => Ok(Box::new(reader) as Box<dyn Read + Send>),
+        (Some(e), Some(ring)) => ring
+            .opener(&m.id, e, reader)
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        (Some(_), None) => Err(checked.expect_err("an encrypted backup without a ring")),
     };
+    let reader = opened.unwrap_or_else(|e| Box::new(FailingReader(Some(std::io::Error::other(e)))));
     (task, reader)
 }
 

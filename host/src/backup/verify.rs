@@ -28,6 +28,10 @@ pub enum VerifyError {
     Storage(#[from] StorageError),
     #[error("backup {id}: {message}")]
     Mismatch { id: String, message: String },
+    /// Encrypted, and the key is missing or wrong, or the object failed
+    /// authentication (altered or cut).
+    #[error(transparent)]
+    Encryption(#[from] crate::crypt::CryptError),
     #[error("backup {id} not found: no {key} in storage '{storage}'")]
     NotFound {
         id: String,
@@ -77,6 +81,7 @@ pub async fn verify(storage: Arc<dyn Storage>, m: &Manifest) -> Result<Verified,
         id: m.id.clone(),
         message,
     };
+    super::stream::readable(storage.as_ref(), m)?;
     let (download, reader) = super::stream::open(storage, m);
     let parser = tokio::task::spawn_blocking(move || {
         let mut counted = Counted {
@@ -89,9 +94,18 @@ pub async fn verify(storage: Arc<dyn Storage>, m: &Manifest) -> Result<Verified,
         let _ = std::io::copy(&mut counted, &mut std::io::sink());
         Ok::<_, std::io::Error>((stats, counted.n))
     });
-    let (stored, sha256) = download
+    let downloaded = download.await;
+    let parsed = parser
         .await
-        .map_err(|e| mismatch(format!("the download stopped: {e}")))??;
+        .map_err(|e| mismatch(format!("the parser stopped: {e}")))?;
+    // An object that failed authentication says so before its sha256 does.
+    if let Ok((Err(e), _)) = &parsed
+        && let Some(c) = crate::crypt::CryptError::cause_in(e)
+    {
+        return Err(c.clone().into());
+    }
+    let (stored, sha256) =
+        downloaded.map_err(|e| mismatch(format!("the download stopped: {e}")))??;
     if stored != m.data.stored_bytes {
         return Err(mismatch(format!(
             "the stored object has {stored} bytes, the manifest says {}",
@@ -104,10 +118,7 @@ pub async fn verify(storage: Arc<dyn Storage>, m: &Manifest) -> Result<Verified,
             m.data.sha256
         )));
     }
-    let (stats, raw) = parser
-        .await
-        .map_err(|e| mismatch(format!("the parser stopped: {e}")))?
-        .map_err(|e| mismatch(format!("cannot decompress: {e}")))?;
+    let (stats, raw) = parsed.map_err(|e| mismatch(format!("cannot decompress: {e}")))?;
     let stats = stats.map_err(|e| mismatch(e.to_string()))?;
     if raw != m.data.raw_bytes {
         return Err(mismatch(format!(

@@ -39,6 +39,7 @@ pub fn manifest(instance: &str, id: &str, started_secs: i64) -> Manifest {
             compression: Compression::Zstd { level: 3 },
             sha256: "ab".repeat(32),
             rdb_crc64: "0123456789abcdef".into(),
+            encryption: None,
         },
         stats: serde_json::json!({"keys": 1}),
         provider: None,

@@ -6,6 +6,7 @@
 //! that names the file, the key and the fix. Must not: load plugins, touch
 //! Redis or storage; it only describes what the rest of the host should do.
 
+mod encryption;
 mod instance;
 mod raw;
 #[cfg_attr(not(feature = "daemon"), allow(unused_imports))]
@@ -110,6 +111,9 @@ pub struct StorageConfig {
     /// `retries`: how often a transient failure is tried again (the retry
     /// layer's default if unset).
     pub retries: Option<u32>,
+    /// The key ring of `[storage.NAME.encryption]`: backups written here
+    /// are encrypted at rest.
+    pub encryption: Option<std::sync::Arc<crate::crypt::KeyRing>>,
 }
 
 /// A setting value: plain, or a secret that is masked when shown.

@@ -47,13 +47,14 @@ struct RawPlugin {
 }
 
 /// Keys of a `[storage.NAME]` table that the host reads itself.
-const HOST_KEYS: [&str; 6] = [
+const HOST_KEYS: [&str; 7] = [
     "plugin",
     "allow_hosts",
     "root",
     "max_concurrent_backups",
     "call_timeout_secs",
     "retries",
+    "encryption",
 ];
 
 pub(super) fn validate(
@@ -264,6 +265,10 @@ pub(super) fn validate_storage(
         Some(toml::Value::String(r)) if !r.is_empty() => Some(base.join(r)),
         Some(_) => return Err((key("root"), "must be a directory path, a string".into())),
     };
+    let encryption = match table.get("encryption") {
+        None => None,
+        Some(v) => Some(super::encryption::validate(name, v, base, env)?),
+    };
 
     let mut settings = BTreeMap::new();
     let mut endpoints = Vec::new();
@@ -352,6 +357,7 @@ pub(super) fn validate_storage(
         max_concurrent_backups,
         call_timeout,
         retries,
+        encryption,
     })
 }
 

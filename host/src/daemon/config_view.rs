@@ -97,6 +97,12 @@ pub async fn resolved_view(config: &Config) -> anyhow::Result<Value> {
                     "allow_hosts": s.allow_hosts,
                     "max_concurrent_backups": s.max_concurrent_backups,
                     "settings": settings,
+                    // Key ids and where each key comes from; never a key.
+                    "encryption": s.encryption.as_ref().map(|r| json!({
+                        "cipher": crate::crypt::CIPHER,
+                        "key": r.current_id(),
+                        "keys": r.sources().map(|(id, src)| (id.to_string(), Value::String(src.to_string()))).collect::<serde_json::Map<_, _>>(),
+                    })),
                 }),
             )
         })

@@ -51,6 +51,12 @@ impl From<backup::VerifyError> for ServiceError {
         match e {
             backup::VerifyError::Mismatch { .. } => ServiceError::Damaged(e.to_string()),
             backup::VerifyError::NotFound { .. } => ServiceError::NotFound(e.to_string()),
+            backup::VerifyError::Encryption(
+                crate::crypt::CryptError::Authentication { .. }
+                | crate::crypt::CryptError::Format { .. },
+            ) => ServiceError::Damaged(e.to_string()),
+            // A missing or wrong key: the backup reads once the key ring
+            // has its key (a config change and a reload).
             other => ServiceError::Unavailable(other.to_string()),
         }
     }
@@ -423,6 +429,7 @@ impl Service {
             let from = self.storage(&m.config.storage).map_err(|e| e.to_string())?;
             let to = self.storage(archive).map_err(|e| e.to_string())?;
             let (_, manifest_key) = backup::object_keys(&m.config, &manifest.id);
+            archive_readable(manifest, from.as_ref(), to.as_ref())?;
             copy_object(from.as_ref(), to.as_ref(), &manifest.data.key, &task).await?;
             crash_point::reached(CrashPoint::ArchiveDataCopied);
             copy_object(from.as_ref(), to.as_ref(), &manifest_key, &task).await?;
@@ -677,7 +684,15 @@ impl Service {
             .map(|t| t.to_string())
             .unwrap_or_default();
         let data_key = b.data_key.clone().unwrap_or_default();
-        match storage.presign_get(&data_key, ttl, network).await {
+        // A presigned link would hand out ciphertext: an encrypted backup's
+        // link is served by the daemon, which decrypts.
+        let encrypted = self.manifest_of(&b)?.data.encryption.is_some();
+        let presigned = if encrypted {
+            Ok(None)
+        } else {
+            storage.presign_get(&data_key, ttl, network).await
+        };
+        match presigned {
             Ok(Some(url)) => Ok(Link {
                 url,
                 network,
@@ -953,9 +968,23 @@ impl Service {
             b.id,
             if compressed && !plain { ".zst" } else { "" }
         );
-        if plain {
-            // The restore path's reader: download (hashed) -> zstd -> RDB.
-            let (download, mut reader) = backup::stream::open(storage, &manifest);
+        let encrypted = manifest.data.encryption.as_ref();
+        if plain || encrypted.is_some() {
+            // The restore path's reader: download (hashed) -> decrypt ->
+            // zstd -> RDB; the stored format of an encrypted backup is
+            // served decrypted (the daemon never hands out ciphertext).
+            let len = match (plain, encrypted) {
+                (true, _) => Some(manifest.data.raw_bytes),
+                (false, Some(e)) => crate::crypt::plain_len(manifest.data.stored_bytes, e),
+                (false, None) => Some(manifest.data.stored_bytes),
+            };
+            backup::stream::readable(storage.as_ref(), &manifest)
+                .map_err(backup::VerifyError::from)?;
+            let (download, mut reader) = if plain {
+                backup::stream::open(storage, &manifest)
+            } else {
+                backup::stream::open_stored(storage, &manifest)
+            };
             let expected = manifest.data.sha256.clone();
             let id = b.id.clone();
             let runtime = tokio::runtime::Handle::current();
@@ -991,7 +1020,7 @@ impl Service {
                 let message = format!("backup {id}: {problem}");
                 let _ = tx.blocking_send(Err(std::io::Error::other(message)));
             });
-            return Ok((Box::pin(stream_of(rx)), name, Some(manifest.data.raw_bytes)));
+            return Ok((Box::pin(stream_of(rx)), name, len));
         }
         let mut download = storage
             .open_download(&manifest.data.key, 0, None)
@@ -1032,6 +1061,29 @@ impl Service {
                 })
             })
             .collect()
+    }
+}
+
+/// Whether the archive storage `to` can keep backup `m` of storage
+/// `from` as is. Copies are byte for byte (ciphertext stays ciphertext),
+/// so an encrypted backup needs its key id in `to`'s key ring, and a
+/// plaintext backup is not copied into a storage that encrypts at rest.
+fn archive_readable(m: &Manifest, from: &dyn Storage, to: &dyn Storage) -> Result<(), String> {
+    match (&m.data.encryption, to.key_ring()) {
+        (Some(_), _) => backup::stream::readable(to, m).map_err(|e| {
+            format!(
+                "archive storage '{}' could not read the copy: {e}",
+                to.name()
+            )
+        }),
+        (None, Some(_)) => Err(format!(
+            "storage '{}' encrypts at rest, but backup {} in storage '{}' is not encrypted, and a copy would be plaintext there; add an `encryption` table to [storage.{}] too",
+            to.name(),
+            m.id,
+            from.name(),
+            from.name()
+        )),
+        (None, None) => Ok(()),
     }
 }
 

@@ -390,7 +390,11 @@ impl PluginHost {
             limits,
         )
         .await?;
-        Ok(Arc::new(storage))
+        // The data path finds the storage's keys on the storage itself.
+        Ok(crate::crypt::with_key_ring(
+            Arc::new(storage),
+            cfg.encryption.clone(),
+        ))
     }
 
     /// The provider adapter served by `plugin`.

@@ -292,6 +292,12 @@ impl Storage for WasmStorage {
         &self.inner.plugin.manifest.name
     }
 
+    /// A plugin only moves bytes; the host's `crypt::with_key_ring`
+    /// wrapper carries the storage's key ring.
+    fn key_ring(&self) -> Option<std::sync::Arc<crate::crypt::KeyRing>> {
+        None
+    }
+
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let inner = &self.inner;
         inner.refuse_bad_key("start-upload", key)?;

@@ -89,6 +89,9 @@ pub async fn run(
         restored: 0,
         message,
     };
+    // A key the ring does not have stops the restore before the target
+    // is touched.
+    backup::stream::readable(storage.as_ref(), m).map_err(backup::VerifyError::from)?;
     if let Some(why) = unavailable(target).await? {
         return Err(failed(format!("{why}; restore with --mode restore")));
     }

@@ -195,6 +195,9 @@ pub async fn run(
     opts: Options,
     progress: Arc<Progress>,
 ) -> Result<Report, RestoreError> {
+    // A key the ring does not have stops the restore before the target
+    // is touched.
+    backup::stream::readable(storage.as_ref(), manifest).map_err(VerifyError::from)?;
     // A key restore holds the chosen keys until the whole backup proved
     // intact, so a damaged backup changes nothing; past HOLD_BYTES it
     // verifies the backup in a first pass instead. Best effort streams.
@@ -520,6 +523,13 @@ fn check_stream(
     parsed: Result<Counts, String>,
     downloaded: backup::stream::Downloaded,
 ) -> Result<Counts, String> {
+    // An encrypted object's frames authenticate as they are read: its
+    // parser's error (authentication failed at frame N) comes first.
+    if manifest.data.encryption.is_some()
+        && let Err(m) = &parsed
+    {
+        return Err(format!("the backup's RDB is not valid: {m}"));
+    }
     let (bytes, sha) = downloaded.map_err(|e| e.to_string())?;
     if sha != manifest.data.sha256 || bytes != manifest.data.stored_bytes {
         return Err(format!(

@@ -58,6 +58,8 @@ pub async fn clone_to_new_server(
             rdb.display()
         )));
     }
+    backup::stream::readable(storage.as_ref(), m)
+        .map_err(|e| RestoreError::NotVerified(e.into()))?;
     let partial = o.dir.join("dump.rdb.redback-partial");
     let (download, mut reader) = backup::stream::open(storage, m);
     let path = partial.clone();
@@ -78,6 +80,11 @@ pub async fn clone_to_new_server(
         && stored == m.data.stored_bytes;
     if !ok {
         let _ = std::fs::remove_file(&partial);
+        if let Err(e) = &written
+            && let Some(c) = crate::crypt::CryptError::find(e)
+        {
+            return Err(failed(format!("{c}; nothing was started")));
+        }
         return Err(failed(format!(
             "the backup did not come back intact (sha256 {sha}, manifest {}; {written:?} RDB bytes of {}); nothing was started",
             m.data.sha256, m.data.raw_bytes

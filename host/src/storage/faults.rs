@@ -300,6 +300,10 @@ impl Storage for FaultStorage {
         self.inner.plugin()
     }
 
+    fn key_ring(&self) -> Option<std::sync::Arc<crate::crypt::KeyRing>> {
+        self.inner.key_ring()
+    }
+
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let inner = self
             .gate()

@@ -107,6 +107,12 @@ pub trait Storage: Send + Sync {
     fn name(&self) -> &str;
     /// The plugin serving it.
     fn plugin(&self) -> &str;
+    /// The key ring of the storage's `encryption` table: backups written
+    /// here are encrypted with its current key, and read with any of its
+    /// keys. A storage that wraps another must forward it, or backups
+    /// through the wrapper would be written in plaintext: so it has no
+    /// default, and every wrapper says what it does.
+    fn key_ring(&self) -> Option<std::sync::Arc<crate::crypt::KeyRing>>;
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>>;
     async fn open_download(
         &self,

@@ -202,6 +202,10 @@ impl Storage for Resilient {
         self.inner.plugin()
     }
 
+    fn key_ring(&self) -> Option<std::sync::Arc<crate::crypt::KeyRing>> {
+        self.inner.key_ring()
+    }
+
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let names = Names::of(self.inner.as_ref(), self.policy);
         let upload = names
