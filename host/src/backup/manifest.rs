@@ -135,6 +135,21 @@ impl Manifest {
 mod tests {
     use super::*;
 
+    /// Found by the `manifest` fuzz target in CI: a number in the free-form
+    /// stats (1.99999999999e+51) read back as 1.9999999999900002e+51 once
+    /// written again, so a manifest rewritten by `catalog cleanup` would
+    /// not have said what the original said. serde_json's
+    /// `float_roundtrip` parses numbers exactly.
+    #[test]
+    fn a_float_in_the_stats_reads_back_the_same_once_written() {
+        let input = include_bytes!(
+            "../../../fuzz/regressions/manifest/a-float-in-the-stats-changed-when-written-back"
+        );
+        let m = Manifest::from_json(input).unwrap();
+        let again = Manifest::from_json(&m.to_json()).unwrap();
+        assert_eq!(again, m);
+    }
+
     #[test]
     fn round_trip_and_version_checks() {
         let m = Manifest {
