@@ -23,16 +23,7 @@ const K2: &str = "22222222222222222222222222222222222222222222222222222222222222
 fn source() -> RedisServer {
     let s = RedisServer::start(&[]);
     s.fill_mixed();
-    let blobs: Vec<Vec<Vec<u8>>> = (0..6)
-        .map(|i| {
-            vec![
-                b"SET".to_vec(),
-                format!("blob:{i}").into_bytes(),
-                noise(i + 1, 512 << 10),
-            ]
-        })
-        .collect();
-    s.pipe(&blobs);
+    s.fill_noise("blob", 6, 512 << 10);
     s
 }
 

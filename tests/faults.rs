@@ -46,16 +46,7 @@ impl Rig {
     async fn new() -> Rig {
         let source = RedisServer::start(&[]);
         source.fill_mixed();
-        let big: Vec<Vec<Vec<u8>>> = (0..12)
-            .map(|i| {
-                vec![
-                    b"SET".to_vec(),
-                    format!("noise:{i}").into_bytes(),
-                    noise(i + 1, 1 << 20),
-                ]
-            })
-            .collect();
-        source.pipe(&big);
+        source.fill_noise("noise", 12, 1 << 20);
         let tmp = tempfile::tempdir().unwrap();
         let path = app_config(
             tmp.path(),

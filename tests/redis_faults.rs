@@ -186,20 +186,6 @@ async fn until(what: &str, f: impl Fn() -> bool) {
     panic!("never happened: {what}");
 }
 
-/// `n` values of 1 MiB that no compressor shrinks.
-fn fill_noise(server: &RedisServer, n: u64) {
-    let cmds: Vec<Vec<Vec<u8>>> = (0..n)
-        .map(|i| {
-            vec![
-                b"SET".to_vec(),
-                format!("noise:{i}").into_bytes(),
-                noise(i + 1, 1 << 20),
-            ]
-        })
-        .collect();
-    server.pipe(&cmds);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_source_killed_in_the_middle_of_the_sync_leaves_no_backup() {
     // 1 ms per key written: the ~2,300 keys take seconds to stream.
@@ -224,7 +210,7 @@ async fn the_source_killed_in_the_middle_of_the_sync_leaves_no_backup() {
 async fn a_connection_reset_in_the_middle_of_the_sync_leaves_no_backup() {
     let source = RedisServer::start(&[]);
     source.fill_mixed();
-    fill_noise(&source, 4);
+    source.fill_noise("noise", 4, 1 << 20);
     let addr = proxy(source.addr(), Pace::ResetAfter(1 << 20), Pace::Free).await;
     let rig = Rig::new(&addr, "").await;
     let (_, task) = rig.start_backup();
@@ -240,7 +226,7 @@ async fn a_connection_reset_in_the_middle_of_the_sync_leaves_no_backup() {
 async fn a_source_that_stops_sending_times_out_naming_the_setting() {
     let source = RedisServer::start(&[]);
     source.fill_mixed();
-    fill_noise(&source, 4);
+    source.fill_noise("noise", 4, 1 << 20);
     let addr = proxy(source.addr(), Pace::StallAfter(1 << 20), Pace::Free).await;
     let rig = Rig::new(&addr, "read_timeout_secs = 1").await;
     let (progress, task) = rig.start_backup();
@@ -287,7 +273,7 @@ async fn a_throttled_source_still_gives_a_complete_backup() {
 async fn the_target_killed_in_the_middle_of_a_restore_says_what_was_restored() {
     let source = RedisServer::start(&[]);
     source.fill_mixed();
-    fill_noise(&source, 8);
+    source.fill_noise("noise", 8, 1 << 20);
     let rig = Rig::new(&source.addr(), "").await;
     let (_, task) = rig.start_backup();
     let m = task.await.unwrap().unwrap();

@@ -209,6 +209,21 @@ impl RedisServer {
             .unwrap_or_else(|_| panic!("DBSIZE: {:?}", out))
     }
 
+    /// `n` string values of `bytes` bytes each that no compressor shrinks,
+    /// as keys `<prefix>:0` … (seeds 1 … n of `noise`).
+    pub fn fill_noise(&self, prefix: &str, n: u64, bytes: usize) {
+        let commands: Vec<Vec<Vec<u8>>> = (0..n)
+            .map(|i| {
+                vec![
+                    b"SET".to_vec(),
+                    format!("{prefix}:{i}").into_bytes(),
+                    super::noise(i + 1, bytes),
+                ]
+            })
+            .collect();
+        self.pipe(&commands);
+    }
+
     /// The mixed dataset: every type, in small and large encodings, binary keys, TTLs, two dbs.
     pub fn fill_mixed(&self) {
         let mut c: Vec<Vec<Vec<u8>>> = Vec::new();

@@ -465,24 +465,9 @@ async fn read_back(
     sent_bytes: u64,
     sent_sha256: &str,
 ) -> Result<(), String> {
-    let mut d = storage
-        .open_download(key, 0, None)
+    let (n, stored) = stream::read_hashed(storage, key, None)
         .await
         .map_err(|e| format!("cannot read the stored object back: {e}"))?;
-    let mut sha = Sha256::new();
-    let mut n = 0u64;
-    loop {
-        let b = d
-            .read(crate::storage::MAX_READ_BYTES)
-            .await
-            .map_err(|e| format!("cannot read the stored object back: {e}"))?;
-        if b.is_empty() {
-            break;
-        }
-        n += b.len() as u64;
-        sha.update(&b);
-    }
-    let stored = hex::encode(sha.finalize());
     if n != sent_bytes || stored != sent_sha256 {
         return Err(format!(
             "storage '{}' (plugin '{}') holds {n} bytes with sha256 {stored} after writes were \

@@ -71,23 +71,7 @@ pub fn open_stored(
     let key = m.data.key.clone();
     let ring = storage.key_ring();
     let checked = readable(storage.as_ref(), m);
-    let task = tokio::spawn(async move {
-        let mut d = storage.open_download(&key, 0, None).await?;
-        let mut sha = Sha256::new();
-        let mut n = 0u64;
-        loop {
-            let b = d.read(1 << 20).await?;
-            if b.is_empty() {
-                break;
-            }
-            n += b.len() as u64;
-            sha.update(&b);
-            if tx.send(Bytes::from(b)).await.is_err() {
-                break;
-            }
-        }
-        Ok((n, hex::encode(sha.finalize())))
-    });
+    let task = tokio::spawn(async move { read_hashed(storage.as_ref(), &key, Some(&tx)).await });
     let reader = ChannelReader::new(rx);
     let opened = match (&m.data.encryption, ring) {
         (None, _) => Ok(Box::new(reader) as Box<dyn Read + Send>),
@@ -98,6 +82,33 @@ pub fn open_stored(
     };
     let reader = opened.unwrap_or_else(|e| Box::new(FailingReader(Some(std::io::Error::other(e)))));
     (task, reader)
+}
+
+/// Reads the object `key` from its start, 1 MiB at a time, handing each
+/// piece to `to` (until it stops listening, where the read stops too);
+/// returns the bytes read and their sha256.
+pub(crate) async fn read_hashed(
+    storage: &dyn Storage,
+    key: &str,
+    to: Option<&mpsc::Sender<Bytes>>,
+) -> Downloaded {
+    let mut d = storage.open_download(key, 0, None).await?;
+    let mut sha = Sha256::new();
+    let mut n = 0u64;
+    loop {
+        let b = d.read(1 << 20).await?;
+        if b.is_empty() {
+            break;
+        }
+        n += b.len() as u64;
+        sha.update(&b);
+        if let Some(to) = to
+            && to.send(Bytes::from(b)).await.is_err()
+        {
+            break;
+        }
+    }
+    Ok((n, hex::encode(sha.finalize())))
 }
 
 /// A reader that fails at once (a decoder that could not start).

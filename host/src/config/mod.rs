@@ -22,6 +22,8 @@ use std::time::Duration;
 pub use instance::{Compression, InstanceConfig, PolicyOverride, parse_weekday, parse_window};
 pub use secrets::Secret;
 pub use tls::TlsConfig;
+#[cfg(feature = "daemon")]
+pub(crate) use tls::provider as tls_provider;
 
 /// Everything wrong with a config file, each naming the file, key and fix.
 #[derive(Debug, thiserror::Error)]

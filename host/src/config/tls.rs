@@ -95,7 +95,8 @@ impl TlsConfig {
     }
 }
 
-/// The rustls crypto provider: ring (pure Rust and assembly; no cmake).
+/// The rustls crypto provider: ring (pure Rust and assembly; no cmake);
+/// the plugins' HTTPS connector uses it too.
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

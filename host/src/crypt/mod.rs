@@ -5,15 +5,14 @@
 //! keys can be rotated), reading key material (hex, base64 or a raw 32-byte
 //! file), the object format (`frames.rs`: a versioned header, then
 //! XChaCha20-Poly1305 frames in the STREAM construction of RustCrypto's
-//! `aead-stream`, the last one flagged so a cut is detected), the
-//! `Storage` wrapper that carries a ring (`keyed.rs`), and the errors that
-//! tell a missing or wrong key from an altered object. Must not: read the
+//! `aead-stream`, the last one flagged so a cut is detected), and the
+//! errors that tell a missing or wrong key from an altered object (a
+//! configured storage answers its ring itself: `Storage::key_ring`). Must not: read the
 //! config file or the environment (`config/` hands it key bytes), hand-roll
 //! any cryptography, or know the backup data path (`backup/` calls
 //! `Sealer` and `Opener`).
 
 mod frames;
-mod keyed;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,7 +21,6 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 pub use frames::{Opener, Sealer, plain_len};
-pub use keyed::with_key_ring;
 
 /// The cipher and construction, as the manifest names it.
 pub const CIPHER: &str = "xchacha20poly1305-stream-be32";

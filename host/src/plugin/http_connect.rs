@@ -26,9 +26,10 @@ use bytes::Bytes;
 use http::uri::Scheme;
 use http::{Request, Response};
 use http_body::Body;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions};
 
@@ -48,13 +49,11 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, Error> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.into(),
     };
-    let config = rustls::ClientConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::InternalError(Some(format!("TLS setup: {e}"))))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(crate::config::tls_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::InternalError(Some(format!("TLS setup: {e}"))))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
 }
 

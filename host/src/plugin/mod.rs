@@ -388,13 +388,10 @@ impl PluginHost {
             preopen,
             grants,
             limits,
+            cfg.encryption.clone(),
         )
         .await?;
-        // The data path finds the storage's keys on the storage itself.
-        Ok(crate::crypt::with_key_ring(
-            Arc::new(storage),
-            cfg.encryption.clone(),
-        ))
+        Ok(Arc::new(storage))
     }
 
     /// The provider adapter served by `plugin`.

@@ -15,6 +15,7 @@ use wasmtime::component::ResourceAny;
 use super::LoadedPlugin;
 use super::http_grants::{Grants, HttpGate};
 use super::sandbox::{Limits, StoreState, Tripped, new_store};
+use crate::crypt::KeyRing;
 use crate::storage::{
     Download, ErrorKind, MAX_KEY_BYTES, Network, ObjectMeta, Page, Result, Storage, StorageError,
     Upload,
@@ -56,6 +57,9 @@ struct Inner {
 /// A configured storage served by a Wasm plugin.
 pub struct WasmStorage {
     inner: Arc<Inner>,
+    /// The `encryption` ring of the storage's config: the plugin only
+    /// moves bytes, the data path encrypts with it.
+    key_ring: Option<Arc<KeyRing>>,
 }
 
 /// Runs one export call under the limits: resets the CPU budget, applies the
@@ -266,6 +270,7 @@ impl WasmStorage {
         preopen: Option<PathBuf>,
         grants: Option<Arc<Grants>>,
         limits: Limits,
+        key_ring: Option<Arc<KeyRing>>,
     ) -> Result<WasmStorage> {
         let inner = Arc::new(Inner {
             name: name.to_string(),
@@ -278,7 +283,7 @@ impl WasmStorage {
         });
         let inst = inner.checkout().await?;
         inner.checkin(inst);
-        Ok(WasmStorage { inner })
+        Ok(WasmStorage { inner, key_ring })
     }
 }
 
@@ -292,10 +297,8 @@ impl Storage for WasmStorage {
         &self.inner.plugin.manifest.name
     }
 
-    /// A plugin only moves bytes; the host's `crypt::with_key_ring`
-    /// wrapper carries the storage's key ring.
-    fn key_ring(&self) -> Option<std::sync::Arc<crate::crypt::KeyRing>> {
-        None
+    fn key_ring(&self) -> Option<Arc<KeyRing>> {
+        self.key_ring.clone()
     }
 
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
