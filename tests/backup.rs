@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::redis::RedisServer;
 use common::*;
-use redback::backup::{self, Kind, Manifest, Progress, Request};
+use redback::backup::{self, Kind, Manifest, Request};
 use redback::config::Config;
 use redback::plugin::PluginHost;
 use redback::storage::Storage;
@@ -48,7 +48,7 @@ async fn manual_backup(
         kind: Kind::Manual,
         name: None,
     };
-    backup::run(inst, s.storage.clone(), &request, &Progress::default()).await
+    backup::run(inst, s.storage.clone(), &request, Default::default()).await
 }
 
 async fn download(storage: &dyn Storage, key: &str) -> Vec<u8> {
@@ -90,12 +90,11 @@ async fn a_backup_is_a_complete_rdb_with_a_manifest_written_last() {
     for compression in ["compression = \"zstd\"", "compression = \"none\""] {
         let s = setup(&format!("address = \"{}\"\n{compression}", server.addr())).await;
         let inst = s.config.instance("app").unwrap();
-        let progress = Progress::default();
         let request = Request {
             kind: Kind::Manual,
             name: Some("before the migration".into()),
         };
-        let m = backup::run(inst, s.storage.clone(), &request, &progress)
+        let m = backup::run(inst, s.storage.clone(), &request, Default::default())
             .await
             .unwrap();
         assert_eq!(m.instance, "app");
@@ -138,7 +137,7 @@ async fn backups_come_from_an_online_replica_and_fall_back_with_a_reason() {
         kind: Kind::Automatic,
         name: None,
     };
-    let m = backup::run(inst, s.storage.clone(), &request, &Progress::default())
+    let m = backup::run(inst, s.storage.clone(), &request, Default::default())
         .await
         .unwrap();
     assert_eq!(m.source.role, "replica");
@@ -159,7 +158,7 @@ async fn backups_come_from_an_online_replica_and_fall_back_with_a_reason() {
     ))
     .await;
     let inst = s2.config.instance("app").unwrap();
-    let m = backup::run(inst, s2.storage.clone(), &request, &Progress::default())
+    let m = backup::run(inst, s2.storage.clone(), &request, Default::default())
         .await
         .unwrap();
     assert_eq!(m.source.role, "master");
@@ -403,7 +402,7 @@ async fn sources_diskless_or_not_with_a_password_or_an_acl_user_back_up() {
                 kind: Kind::Manual,
                 name: None,
             };
-            let m = backup::run(inst, s.storage.clone(), &request, &Progress::default())
+            let m = backup::run(inst, s.storage.clone(), &request, Default::default())
                 .await
                 .unwrap_or_else(|e| panic!("diskless={diskless} {login}: {e}"));
             let v = backup::verify(s.storage.clone(), &m).await.unwrap();

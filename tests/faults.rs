@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::redis::RedisServer;
 use common::*;
-use redback::backup::{self, Kind, Manifest, Progress, Request};
+use redback::backup::{self, Kind, Manifest, Request};
 use redback::config::{Config, InstanceConfig};
 use redback::plugin::PluginHost;
 use redback::replication::Endpoint;
@@ -82,7 +82,7 @@ impl Rig {
             kind: Kind::Manual,
             name: None,
         };
-        backup::run(self.instance(), storage, &request, &Progress::default()).await
+        backup::run(self.instance(), storage, &request, Default::default()).await
     }
 
     /// Every file under the storage root, partial uploads included.

@@ -140,7 +140,7 @@ impl Rig {
                 kind: Kind::Manual,
                 name: None,
             };
-            backup::run(&inst, storage, &request, &p).await
+            backup::run(&inst, storage, &request, p).await
         });
         (progress, task)
     }

@@ -3,6 +3,8 @@
 //!
 //! - backup wall time vs `redis-cli --rdb` with the same server settings
 //!   (target at most 1.05x), and redback's peak RSS (target at most 64 MiB);
+//!   beside it, how long the Redis fork writing the RDB was kept waiting
+//!   (for a CPU, or on its pipe) under each reader, from its schedstat;
 //! - whole restore vs a fresh redis-server loading the same RDB at start-up
 //!   (targets: handoff at most 1.5x, RESTORE pipeline at most 3x);
 //! - restore of 100 keys vs streaming and parsing the whole backup (target at
@@ -196,6 +198,69 @@ fn populate(port: u16, keys: u64) {
     child.wait().unwrap();
 }
 
+/// What the fork a redis-server starts for a transfer did in its life:
+/// `waited` is the time it was neither on a CPU nor done, that is waiting
+/// for a CPU or blocked on its full pipe to the server (whose relay waits
+/// on the reader). It is the delay the reader's side caused, measured
+/// directly, so it is not hidden by the machine's drift between runs.
+#[derive(Clone, Copy, Default)]
+struct ForkTimes {
+    life: Duration,
+    waited: Duration,
+}
+
+/// Polls the fork of server `pid` every 2 ms until stopped.
+struct ForkWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<ForkTimes>,
+}
+
+impl ForkWatch {
+    fn start(pid: u32) -> ForkWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let children = format!("/proc/{pid}/task/{pid}/children");
+            let mut fork: Option<(u32, Instant)> = None;
+            let mut last = ForkTimes::default();
+            while !stopping.load(Ordering::Relaxed) {
+                if fork.is_none() {
+                    let list = std::fs::read_to_string(&children).unwrap_or_default();
+                    fork = list
+                        .split_whitespace()
+                        .next()
+                        .and_then(|c| c.parse().ok())
+                        .map(|c| (c, Instant::now()));
+                }
+                if let Some((child, seen)) = fork {
+                    // schedstat: ns on a CPU, ns runnable but waiting, slices.
+                    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/schedstat")) {
+                        let on_cpu: u64 = stat
+                            .split_whitespace()
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        let life = seen.elapsed();
+                        last = ForkTimes {
+                            life,
+                            waited: life.saturating_sub(Duration::from_nanos(on_cpu)),
+                        };
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            last
+        });
+        ForkWatch { stop, thread }
+    }
+
+    fn stop(self) -> ForkTimes {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 /// Backup rounds, each timing redis-cli and redback, for the medians.
 const ROUNDS: usize = 7;
 
@@ -257,23 +322,26 @@ fn main() {
     let mut reference = Vec::new();
     let mut ours = Vec::new();
     let mut ratios = Vec::new();
+    let mut fork_waits = Vec::new();
     let mut rss_backup = 0;
     let mut id = String::new();
     for round in 0..ROUNDS {
         let run_reference = || {
+            let watch = ForkWatch::start(source.child.id());
             let (d, _, _) = measure(
                 Command::new("redis-cli")
                     .args(["-p", &source.port.to_string(), "--rdb"])
                     .arg(&rdb_file),
             );
-            d
+            (d, watch.stop())
         };
         let mut run_ours = || {
+            let watch = ForkWatch::start(source.child.id());
             let (d, rss, out) =
                 measure(Command::new(&bin).args(["backup", "--config", c, "--instance", "big"]));
             rss_backup = rss_backup.max(rss);
             id = out.trim().to_string();
-            d
+            (d, watch.stop())
         };
         let (r, o) = if round % 2 == 0 {
             let r = run_reference();
@@ -282,11 +350,14 @@ fn main() {
             let o = run_ours();
             (run_reference(), o)
         };
+        let ((r, r_fork), (o, o_fork)) = (r, o);
         reference.push(r);
         ours.push(o);
         ratios.push(o.as_secs_f64() / r.as_secs_f64());
+        fork_waits.push((r_fork.waited, o_fork.waited));
         eprintln!(
-            "backup round {} ({} first): redis-cli --rdb {:.2} s, redback {:.2} s, ratio {:.3}",
+            "backup round {} ({} first): redis-cli --rdb {:.2} s (fork lived {:.2} s, waited {:.2} s), \
+             redback {:.2} s (fork lived {:.2} s, waited {:.2} s), ratio {:.3}",
             round + 1,
             if round % 2 == 0 {
                 "redis-cli"
@@ -294,15 +365,22 @@ fn main() {
                 "redback"
             },
             r.as_secs_f64(),
+            r_fork.life.as_secs_f64(),
+            r_fork.waited.as_secs_f64(),
             o.as_secs_f64(),
+            o_fork.life.as_secs_f64(),
+            o_fork.waited.as_secs_f64(),
             ratios[round]
         );
     }
+    let mut waits_ref: Vec<Duration> = fork_waits.iter().map(|w| w.0).collect();
+    let mut waits_ours: Vec<Duration> = fork_waits.iter().map(|w| w.1).collect();
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
     let (backup_ref, backup_ours) = (median(&mut reference), median(&mut ours));
+    let (wait_ref, wait_ours) = (median(&mut waits_ref), median(&mut waits_ours));
     ratios.sort_by(f64::total_cmp);
     let backup_ratio = ratios[ratios.len() / 2];
     let rdb_bytes = std::fs::metadata(&rdb_file).unwrap().len();
@@ -377,6 +455,14 @@ fn main() {
         "  backup ratio, lowest .. highest round",
         ratios[0],
         ratios[ratios.len() - 1]
+    );
+    println!(
+        "{:<44} {:>9.2}s {:>9.2}s {:>7} {:>9}",
+        "  Redis fork kept waiting (median of rounds)",
+        s(wait_ours),
+        s(wait_ref),
+        "",
+        ""
     );
     row(
         "whole restore, handoff vs server load",

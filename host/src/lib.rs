@@ -21,6 +21,7 @@ pub mod crash_point;
 pub mod crypt;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+pub mod data_runtime;
 #[cfg(feature = "daemon")]
 pub mod links;
 #[cfg(feature = "daemon")]

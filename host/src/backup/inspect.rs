@@ -40,6 +40,16 @@ pub async fn inspect(
     pattern: Option<&str>,
     top: usize,
 ) -> Result<Inspection, VerifyError> {
+    let (m, pattern) = (m.clone(), pattern.map(str::to_string));
+    crate::data_runtime::run(async move { look(storage, &m, pattern.as_deref(), top).await }).await
+}
+
+async fn look(
+    storage: Arc<dyn Storage>,
+    m: &Manifest,
+    pattern: Option<&str>,
+    top: usize,
+) -> Result<Inspection, VerifyError> {
     let mismatch = |message: String| VerifyError::Mismatch {
         id: m.id.clone(),
         message,

@@ -210,14 +210,28 @@ pub async fn run(
     instance: &InstanceConfig,
     storage: Arc<dyn Storage>,
     request: &Request,
-    progress: &Progress,
+    progress: Arc<Progress>,
 ) -> Result<Manifest, BackupError> {
     run_stamped(instance, storage, request, Stamp::now(), progress).await
 }
 
 /// Takes one backup of `instance` into `storage`, with the id and labels
-/// of `stamp`.
+/// of `stamp`, on the data runtime (`data_runtime`).
 pub async fn run_stamped(
+    instance: &InstanceConfig,
+    storage: Arc<dyn Storage>,
+    request: &Request,
+    stamp: Stamp,
+    progress: Arc<Progress>,
+) -> Result<Manifest, BackupError> {
+    let (instance, request) = (instance.clone(), request.clone());
+    crate::data_runtime::run(
+        async move { take(&instance, storage, &request, stamp, &progress).await },
+    )
+    .await
+}
+
+async fn take(
     instance: &InstanceConfig,
     storage: Arc<dyn Storage>,
     request: &Request,

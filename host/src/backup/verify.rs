@@ -77,6 +77,11 @@ pub async fn find(
 /// Streams the data object of `m` through sha256, decompression and the
 /// RDB parser, and compares everything with the manifest.
 pub async fn verify(storage: Arc<dyn Storage>, m: &Manifest) -> Result<Verified, VerifyError> {
+    let m = m.clone();
+    crate::data_runtime::run(async move { check(storage, &m).await }).await
+}
+
+async fn check(storage: Arc<dyn Storage>, m: &Manifest) -> Result<Verified, VerifyError> {
     let mismatch = |message: String| VerifyError::Mismatch {
         id: m.id.clone(),
         message,

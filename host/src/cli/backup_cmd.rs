@@ -31,7 +31,7 @@ pub(super) async fn backup(
             Arc::new(move || (p.raw_bytes.load(Ordering::Relaxed), None)),
         )
     };
-    let result = backup::run(&inst, storage, &request, &progress).await;
+    let result = backup::run(&inst, storage, &request, progress.clone()).await;
     shown.finish();
     let manifest = result?;
     if json {

@@ -78,6 +78,9 @@ pub struct DaemonConfig {
     pub public_url: String,
     /// Backups running at once, over all instances.
     pub max_concurrent_backups: u32,
+    /// CPU priority of the threads moving backup and restore data
+    /// (`data_runtime`).
+    pub data_priority: crate::data_runtime::Priority,
 }
 
 /// Limits and pins for one plugin, from `[plugins.NAME]`; unset fields use

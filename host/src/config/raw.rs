@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::data_runtime::Priority;
+
 use super::secrets::{Secret, looks_secret};
 use super::{
     Config, ConfigError, DEFAULT_LISTEN, DaemonConfig, PluginOverrides, SettingValue, StorageConfig,
@@ -35,6 +37,7 @@ struct RawDaemon {
     public_url: Option<String>,
     max_concurrent_backups: Option<u32>,
     catalog: Option<PathBuf>,
+    data_priority: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +109,18 @@ pub(super) fn validate(
             "must be at least 1".into(),
         ));
     }
+    let data_priority = match raw.daemon.data_priority.as_deref() {
+        None => Priority::Idle,
+        Some(text) => Priority::parse(text).ok_or_else(|| {
+            invalid(
+                "daemon.data_priority".into(),
+                format!(
+                    "`{text}` is not a priority; write \"idle\" (the default: backup and restore \
+                     threads take only CPU time nothing else wants), \"low\" (nice 19) or \"normal\""
+                ),
+            )
+        })?,
+    };
     let state_dir = base.join(raw.daemon.state_dir.unwrap_or_else(|| "var".into()));
     let daemon = DaemonConfig {
         listen,
@@ -119,6 +134,7 @@ pub(super) fn validate(
         api_token_file: raw.daemon.api_token_file.map(|f| base.join(f)),
         public_url,
         max_concurrent_backups,
+        data_priority,
     };
 
     let mut plugins = BTreeMap::new();

@@ -21,6 +21,9 @@ fn defaults_and_relative_paths_resolve_against_the_config_folder() {
     let s = &c.storages["local"];
     assert_eq!(s.root.as_deref(), Some(Path::new("/etc/redback/backups")));
     assert!(s.settings.is_empty(), "host keys are not plugin settings");
+    assert_eq!(c.daemon.data_priority, crate::data_runtime::Priority::Idle);
+    let c = parse("[daemon]\ndata_priority = \"low\"\n").unwrap();
+    assert_eq!(c.daemon.data_priority, crate::data_runtime::Priority::Low);
 }
 
 #[test]
@@ -93,6 +96,12 @@ fn errors_name_the_file_the_key_and_the_fix() {
 
     let e = error("[daemon]\nlisten = \"localhost\"\n");
     assert!(e.contains("daemon.listen") && e.contains("IP:PORT"), "{e}");
+
+    let e = error("[daemon]\ndata_priority = \"high\"\n");
+    assert!(
+        e.contains("daemon.data_priority") && e.contains("`high`") && e.contains("\"normal\""),
+        "{e}"
+    );
 
     let e = error("[daemon]\nlisten_addr = \"127.0.0.1:1\"\n");
     assert!(e.contains("test.toml") && e.contains("listen_addr"), "{e}");

@@ -122,6 +122,7 @@ pub async fn resolved_view(config: &Config) -> anyhow::Result<Value> {
             },
             "public_url": d.public_url,
             "max_concurrent_backups": d.max_concurrent_backups,
+            "data_priority": d.data_priority,
         },
         "storage": storages,
         "instance": instances,

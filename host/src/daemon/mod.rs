@@ -54,6 +54,7 @@ impl Daemon {
         name: &str,
     ) -> anyhow::Result<(PluginHost, Arc<dyn Storage>)> {
         let cfg = config.storage(name)?;
+        crate::data_runtime::set_priority(config.daemon.data_priority);
         let (host, plugins) = Self::load_plugins(config)?;
         let plugin = plugins.loaded.get(&cfg.plugin).with_context(|| {
             format!(
@@ -69,6 +70,7 @@ impl Daemon {
 
     /// Loads plugins and opens every configured storage.
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        crate::data_runtime::set_priority(config.daemon.data_priority);
         let (host, plugins) = Self::load_plugins(&config)?;
         let mut storages = BTreeMap::new();
         let mut storage_errors = BTreeMap::new();

@@ -60,6 +60,10 @@ impl Service {
             if new.max_concurrent_backups != was.max_concurrent_backups {
                 restart_needed.push("daemon.max_concurrent_backups".to_string());
             }
+            if new.data_priority != was.data_priority {
+                restart_needed.push("daemon.data_priority".to_string());
+                new.data_priority = was.data_priority;
+            }
             for (name, st) in &config.storages {
                 let before = old
                     .config

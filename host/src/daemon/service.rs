@@ -378,7 +378,7 @@ impl Service {
             source.prefer_replica = true;
         }
         let result =
-            backup::run_stamped(&source, storage, &request, stamp.clone(), &progress).await;
+            backup::run_stamped(&source, storage, &request, stamp.clone(), progress.clone()).await;
         match result {
             Ok(manifest) => {
                 crash_point::reached(CrashPoint::BackupManifestStored);

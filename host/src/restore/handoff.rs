@@ -76,8 +76,21 @@ pub async fn unavailable(
     })
 }
 
-/// Restores the whole of `m` into `target` by handoff.
+/// Restores the whole of `m` into `target` by handoff, on the data
+/// runtime (`data_runtime`).
 pub async fn run(
+    storage: Arc<dyn Storage>,
+    m: &Manifest,
+    target: &Endpoint,
+    o: &HandoffOptions,
+    progress: Arc<super::Progress>,
+) -> Result<Report, RestoreError> {
+    let (m, target, o) = (m.clone(), target.clone(), o.clone());
+    crate::data_runtime::run(async move { hand_off(storage, &m, &target, &o, progress).await })
+        .await
+}
+
+async fn hand_off(
     storage: Arc<dyn Storage>,
     m: &Manifest,
     target: &Endpoint,

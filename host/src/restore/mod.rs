@@ -187,8 +187,23 @@ pub async fn target_reads(m: &Manifest, target: &Endpoint) -> Result<(bool, u32)
     Ok((m.source.rdb_version <= max, max))
 }
 
-/// Restores backup `manifest` into `target` with the RESTORE pipeline.
+/// Restores backup `manifest` into `target` with the RESTORE pipeline, on
+/// the data runtime (`data_runtime`).
 pub async fn run(
+    storage: Arc<dyn Storage>,
+    manifest: &Manifest,
+    target: &Endpoint,
+    opts: Options,
+    progress: Arc<Progress>,
+) -> Result<Report, RestoreError> {
+    let (manifest, target) = (manifest.clone(), target.clone());
+    crate::data_runtime::run(
+        async move { pipeline(storage, &manifest, &target, opts, progress).await },
+    )
+    .await
+}
+
+async fn pipeline(
     storage: Arc<dyn Storage>,
     manifest: &Manifest,
     target: &Endpoint,
