@@ -9,15 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use common::redis::RedisServer;
+use common::redis::{RedisServer, compat_server};
 use common::*;
-
-fn redis62() -> Option<String> {
-    let p = std::env::var("REDBACK_REDIS62")
-        .ok()
-        .filter(|p| !p.is_empty())?;
-    Path::new(&p).exists().then_some(p)
-}
 
 fn config(dir: &Path, addr: &str) -> String {
     let path = app_config(dir, &format!("address = \"{addr}\""));
@@ -31,8 +24,7 @@ fn same(a: &RedisServer, b: &RedisServer, cmd: &[&str]) {
 
 #[test]
 fn a_redis_7_backup_restores_into_redis_6_2_by_command_replay() {
-    let Some(old) = redis62() else {
-        eprintln!("skipped: set REDBACK_REDIS62 (scripts/compat-servers.sh prints it)");
+    let Some(old) = compat_server("REDBACK_REDIS62", "redis62") else {
         return;
     };
     let source = RedisServer::start(&[]);
@@ -108,8 +100,7 @@ fn a_redis_7_backup_restores_into_redis_6_2_by_command_replay() {
 
 #[test]
 fn a_redis_6_2_source_backs_up_without_rdb_only_and_restores_into_7_0() {
-    let Some(old) = redis62() else {
-        eprintln!("skipped: set REDBACK_REDIS62 (scripts/compat-servers.sh prints it)");
+    let Some(old) = compat_server("REDBACK_REDIS62", "redis62") else {
         return;
     };
     let source = RedisServer::start_with(&old, &[]);
@@ -159,11 +150,7 @@ fn a_redis_6_2_source_backs_up_without_rdb_only_and_restores_into_7_0() {
 
 #[test]
 fn a_valkey_9_backup_parses_verifies_and_replays_into_redis_7_0() {
-    let Some(valkey) = std::env::var("REDBACK_VALKEY9")
-        .ok()
-        .filter(|p| Path::new(p).exists())
-    else {
-        eprintln!("skipped: set REDBACK_VALKEY9 (scripts/compat-servers.sh valkey9 prints it)");
+    let Some(valkey) = compat_server("REDBACK_VALKEY9", "valkey9") else {
         return;
     };
     let source = RedisServer::start_with(&valkey, &[]);

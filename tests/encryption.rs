@@ -8,9 +8,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::daemon::{Daemon, free_port, set_clock};
 use common::redis::RedisServer;
 use common::*;
 use serde_json::Value;
@@ -179,9 +179,18 @@ fn every_restore_path_gives_back_the_source_and_the_stored_bytes_are_not_the_rdb
     // The daemon's download link: served by the daemon, decrypted.
     let (code, out, err) = redback(&["catalog", "rebuild", "--config", &c]);
     assert_eq!(code, 0, "{out}\n{err}");
+    let port = free_port();
+    let text = std::fs::read_to_string(&c).unwrap().replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&c, text).unwrap();
+    let clock = tmp.path().join("clock");
+    set_clock(&clock, &jiff::Timestamp::now().to_string());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let d = Daemon::start(Path::new(&c)).await;
+        let d = Daemon::start(Path::new(&c), &clock, port, &[]).await;
         let link = d
             .client
             .post(
@@ -205,7 +214,7 @@ fn every_restore_path_gives_back_the_source_and_the_stored_bytes_are_not_the_rdb
             .unwrap();
         assert_eq!(status, 200);
         assert_eq!(zstd::decode_all(&compressed[..]).unwrap(), rdb);
-        d.stop();
+        d.kill9();
     });
 }
 
@@ -396,14 +405,6 @@ fn key_config_errors_name_the_key_and_the_fix_and_keys_never_show() {
     assert!(!text.contains("1111111111"), "the key shows: {text}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Kills the redis-server a clone started (its pid file) on drop.
 struct KillPidFile(PathBuf);
 
@@ -412,55 +413,5 @@ impl Drop for KillPidFile {
         if let Ok(pid) = std::fs::read_to_string(&self.0) {
             let _ = Command::new("kill").args(["-9", pid.trim()]).status();
         }
-    }
-}
-
-const TOKEN: &str = "test-token-encryption-0123456789";
-
-/// `redback serve` on `config` (its `[daemon]` gets a free port); killed
-/// on drop.
-struct Daemon {
-    child: Child,
-    client: redback::api::client::Client,
-}
-
-impl Daemon {
-    async fn start(config: &Path) -> Daemon {
-        let port = free_port();
-        let text = std::fs::read_to_string(config).unwrap().replacen(
-            "[daemon]\n",
-            &format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
-            1,
-        );
-        std::fs::write(config, text).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_redback"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env("REDBACK_API_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let client = redback::api::client::Client::new(
-            &format!("http://127.0.0.1:{port}"),
-            Some(TOKEN.into()),
-        )
-        .unwrap();
-        let started = Instant::now();
-        while client.get("/health").await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(120), "no /health");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Daemon { child, client }
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
     }
 }

@@ -41,6 +41,36 @@ impl World {
             .unwrap()
     }
 
+    /// The `net` behavior: its `stat` fetches `url`, and its storage grants
+    /// `allow_hosts` (comma-separated).
+    async fn net(&self, url: &str, allow_hosts: &str) -> Arc<dyn Storage> {
+        self.hostile("net", &[("url", url), ("allow_hosts", allow_hosts)])
+            .await
+    }
+
+    /// A `net` plugin granted `allow_hosts` reaches `url` (the fixture
+    /// answers `REACHED:<status>`).
+    async fn net_reaches(&self, url: &str, allow_hosts: &str) {
+        let meta = self.net(url, allow_hosts).await.stat("any").await.unwrap();
+        assert_eq!(meta.key, "REACHED:200", "{url} granted {allow_hosts}");
+    }
+
+    /// A `net` plugin granted `allow_hosts` is refused `url`: AccessDenied,
+    /// with each of `words` in the error.
+    async fn net_denied(&self, url: &str, allow_hosts: &str, words: &[&str]) {
+        let e = self
+            .net(url, allow_hosts)
+            .await
+            .stat("any")
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.kind, ErrorKind::AccessDenied, "{url}: {text}");
+        for w in words {
+            assert!(text.contains(w), "{url}: missing `{w}` in: {text}");
+        }
+    }
+
     /// The well-behaved plugin still works.
     async fn good_still_works(&self) {
         let key = format!("still/{}", self.good.name());
@@ -130,67 +160,44 @@ async fn outbound_http_reaches_only_granted_hosts() {
     let (granted, granted_hits) = http_server().await;
     let (other, other_hits) = http_server().await;
 
-    let url = format!("http://{granted}/");
-    let ok = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
-        .await;
-    let meta = ok.stat("any").await.unwrap();
-    assert_eq!(meta.key, "REACHED:200", "a granted host is reachable");
-    assert_eq!(granted_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A granted host is reachable.
+    w.net_reaches(&format!("http://{granted}/"), &granted).await;
+    assert_eq!(hits(&granted_hits), 1);
 
-    let url = format!("http://{other}/");
-    let denied = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
-        .await;
-    let e = denied.stat("any").await.unwrap_err();
-    let text = e.to_string();
-    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
-    assert!(
-        text.contains("plugin 'misbehaving'")
-            && text.contains(&format!("{other} is not in the plugin's allow-list")),
-        "{text}"
-    );
-    assert_eq!(
-        other_hits.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "the ungranted server was contacted"
-    );
+    w.net_denied(
+        &format!("http://{other}/"),
+        &granted,
+        &[
+            "plugin 'misbehaving'",
+            &format!("{other} is not in the plugin's allow-list"),
+        ],
+    )
+    .await;
+    assert_eq!(hits(&other_hits), 0, "the ungranted server was contacted");
 
     // Same host, another port: not granted either.
     let port = granted.rsplit(':').next().unwrap().parse::<u16>().unwrap();
     let url = format!("http://127.0.0.1:{}/", port.checked_add(1).unwrap_or(1));
-    let other_port = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
-        .await;
-    let e = other_port.stat("any").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::AccessDenied, "{e}");
+    w.net_denied(&url, &granted, &[]).await;
     w.good_still_works().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_granted_name_must_not_resolve_to_an_ungranted_loopback_address() {
     let w = world().await;
-    let (addr, hits) = http_server().await;
+    let (addr, server_hits) = http_server().await;
     let port = addr.rsplit(':').next().unwrap();
     let url = format!("http://localhost:{port}/");
-    let name_only = format!("localhost:{port}");
-    let by_name = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &name_only)])
-        .await;
-    let e = by_name.stat("any").await.unwrap_err();
-    let text = e.to_string();
-    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
-    assert!(
-        text.contains("localhost resolves to") && text.contains("a loopback address"),
-        "{text}"
-    );
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    w.net_denied(
+        &url,
+        &format!("localhost:{port}"),
+        &["localhost resolves to", "a loopback address"],
+    )
+    .await;
+    assert_eq!(hits(&server_hits), 0);
 
-    let with_net = format!("localhost:{port},127.0.0.0/8,::1");
-    let granted = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &with_net)])
+    w.net_reaches(&url, &format!("localhost:{port},127.0.0.0/8,::1"))
         .await;
-    assert_eq!(granted.stat("any").await.unwrap().key, "REACHED:200");
 }
 
 /// A loopback server answering every request with `302 Location: <to>`;
@@ -237,31 +244,17 @@ async fn an_ip_literal_for_a_granted_name_is_refused_in_every_spelling() {
         "[::ffff:127.0.0.1]".to_string(),
         "[::1]".to_string(),
     ] {
-        let url = format!("http://{host}:{port}/");
-        let by_ip = w
-            .hostile("net", &[("url", &url), ("allow_hosts", &grant)])
-            .await;
-        let e = by_ip.stat("any").await.unwrap_err();
-        let text = e.to_string();
-        assert_eq!(e.kind, ErrorKind::AccessDenied, "{url}: {text}");
-        assert!(
-            text.contains("is not in the plugin's allow-list"),
-            "{url}: {text}"
-        );
+        w.net_denied(
+            &format!("http://{host}:{port}/"),
+            &grant,
+            &["is not in the plugin's allow-list"],
+        )
+        .await;
     }
     // The granted name on another port is refused too.
     let url = format!("http://localhost:{}/", port.wrapping_add(1).max(1));
-    let other_port = w
-        .hostile(
-            "net",
-            &[
-                ("url", &url),
-                ("allow_hosts", &format!("{grant},127.0.0.0/8")),
-            ],
-        )
+    w.net_denied(&url, &format!("{grant},127.0.0.0/8"), &[])
         .await;
-    let e = other_port.stat("any").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::AccessDenied, "{e}");
     assert_eq!(
         hits(&server_hits),
         0,
@@ -278,16 +271,12 @@ async fn a_redirect_to_an_unlisted_host_is_refused() {
     let (unlisted, unlisted_hits) = http_server().await;
     let (granted, granted_hits) = redirect_server(format!("http://{unlisted}/loot")).await;
     let url = format!("http://{granted}/");
-    let redirected = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &granted)])
-        .await;
-    let e = redirected.stat("any").await.unwrap_err();
-    let text = e.to_string();
-    assert_eq!(e.kind, ErrorKind::AccessDenied, "{text}");
-    assert!(
-        text.contains(&format!("{unlisted} is not in the plugin's allow-list")),
-        "{text}"
-    );
+    w.net_denied(
+        &url,
+        &granted,
+        &[&format!("{unlisted} is not in the plugin's allow-list")],
+    )
+    .await;
     assert_eq!(hits(&granted_hits), 1);
     assert_eq!(
         hits(&unlisted_hits),
@@ -296,11 +285,7 @@ async fn a_redirect_to_an_unlisted_host_is_refused() {
     );
 
     // The fixture does follow redirects: granted both, it gets the 200.
-    let both = format!("{granted},{unlisted}");
-    let followed = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &both)])
-        .await;
-    assert_eq!(followed.stat("any").await.unwrap().key, "REACHED:200");
+    w.net_reaches(&url, &format!("{granted},{unlisted}")).await;
     assert_eq!(hits(&unlisted_hits), 1);
     w.good_still_works().await;
 }
@@ -316,10 +301,7 @@ async fn a_call_waiting_on_a_silent_server_hits_the_wall_clock_timeout() {
             held.push(s); // accept and never answer
         }
     });
-    let url = format!("http://{addr}/");
-    let slow = w
-        .hostile("net", &[("url", &url), ("allow_hosts", &addr)])
-        .await;
+    let slow = w.net(&format!("http://{addr}/"), &addr).await;
     let started = Instant::now();
     let e = slow.stat("any").await.unwrap_err();
     assert_stopped(

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::redis::{RedisServer, ServerTls};
+use common::redis::{RedisServer, ServerTls, compat_server};
 use common::tls::Pki;
 use common::*;
 use redback::config::Config;
@@ -164,11 +164,7 @@ fn a_handoff_to_a_tls_replicating_target_without_a_certificate_falls_back_to_the
 
 #[test]
 fn command_replay_goes_over_tls_into_an_older_target() {
-    let Some(valkey) = std::env::var("REDBACK_VALKEY9")
-        .ok()
-        .filter(|p| Path::new(p).exists())
-    else {
-        eprintln!("skipped: set REDBACK_VALKEY9 (scripts/compat-servers.sh valkey9 prints it)");
+    let Some(valkey) = compat_server("REDBACK_VALKEY9", "valkey9") else {
         return;
     };
     // A newer engine's backup (plain) replayed into Redis 7.0 over TLS,

@@ -29,6 +29,20 @@ pub struct ServerTls<'a> {
     pub replication: bool,
 }
 
+/// The binary of another server version for a compatibility test: the
+/// path in the environment variable `var` (`make test` sets it from
+/// `scripts/compat-servers.sh <name>`), if that file exists. Otherwise
+/// prints that the test skipped, and gives `None`.
+pub fn compat_server(var: &str, name: &str) -> Option<String> {
+    let path = std::env::var(var)
+        .ok()
+        .filter(|p| !p.is_empty() && Path::new(p).exists());
+    if path.is_none() {
+        eprintln!("skipped: set {var} (scripts/compat-servers.sh {name} prints it)");
+    }
+    path
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
