@@ -68,6 +68,11 @@ impl Priority {
 static PRIORITY: OnceLock<Priority> = OnceLock::new();
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
+thread_local! {
+    /// Whether this thread is one of the data runtime's.
+    static ON_DATA_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Sets the priority of the data runtime's threads, before its first use;
 /// returns the priority in force, which differs from `wanted` when the
 /// runtime was already set up (a reload: it takes a restart).
@@ -87,7 +92,10 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             .worker_threads(threads)
             .thread_name("redback-data")
             .enable_all()
-            .on_thread_start(move || lower(priority))
+            .on_thread_start(move || {
+                ON_DATA_THREAD.with(|on| on.set(true));
+                lower(priority);
+            })
             .build()
             .unwrap_or_else(|e| panic!("cannot start the data threads: {e}"))
     })
@@ -95,13 +103,17 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// Runs `work` on the data runtime and returns its output. Dropping the
 /// returned future cancels `work`, as dropping `work` itself would; a
-/// panic in `work` resumes here.
+/// panic in `work` resumes here. Work that is already on the data runtime
+/// (a restore verifying its backup first) runs in place.
 pub async fn run<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     use tracing::Instrument;
+    if ON_DATA_THREAD.with(|on| on.get()) {
+        return work.await;
+    }
     let task = runtime().spawn(work.in_current_span());
     let _cancel = AbortOnDrop(task.abort_handle());
     match task.await {
@@ -210,6 +222,18 @@ mod tests {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(10), pending).await;
         // The task was aborted: its sender is gone.
         assert!(rx.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn work_on_the_data_runtime_runs_in_place() {
+        let (outer, inner) = run(async {
+            let outer = std::thread::current().id();
+            let inner = run(async { std::thread::current().id() }).await;
+            (outer, inner)
+        })
+        .await;
+        assert_eq!(outer, inner);
+        assert!(!ON_DATA_THREAD.with(|on| on.get()));
     }
 
     #[test]
