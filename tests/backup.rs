@@ -150,11 +150,7 @@ async fn backups_come_from_an_online_replica_and_fall_back_with_a_reason() {
     let s2 = setup(&format!(
         "address = \"{}\"\nprefer_replica = true\nreplica = \"127.0.0.1:{}\"",
         master.addr(),
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        common::free_port()
     ))
     .await;
     let inst = s2.config.instance("app").unwrap();

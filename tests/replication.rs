@@ -124,11 +124,7 @@ async fn password_and_acl_user_log_in_and_wrong_ones_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_address_names_the_instance_and_the_fix() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let ep = Endpoint::new("orders", &format!("127.0.0.1:{port}"));
     let e = stream(&ep).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Connect);

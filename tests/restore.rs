@@ -169,11 +169,7 @@ fn a_clone_goes_into_an_empty_instance_or_a_new_server() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(target.digest(), digest);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = tmp.path().join("clone");
     let (code, out, err) = redback(&[
         "clone",

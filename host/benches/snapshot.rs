@@ -17,25 +17,14 @@
 //! the number of string keys (default 3,000,000 of 200 bytes, plus
 //! collections: about 1 GB in Redis).
 
+mod support;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{env_or, free_port, repo};
 
 struct Server {
     child: std::process::Child,
@@ -273,20 +262,15 @@ impl ForkWatch {
 /// more than a handful.
 const ROUNDS: usize = 11;
 
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
+/// Peak RSS as `wait4` reports it (KiB), in MiB.
+fn kib_to_mib(kib: u64) -> f64 {
+    support::mib(kib * 1024)
 }
 
 fn main() {
     // `REDBACK_BENCH_ZSTD_LEVEL` (default 1, the instance default).
-    let level: i32 = std::env::var("REDBACK_BENCH_ZSTD_LEVEL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let keys: u64 = std::env::var("REDBACK_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3_000_000);
+    let level: i32 = env_or("REDBACK_BENCH_ZSTD_LEVEL", 1);
+    let keys: u64 = env_or("REDBACK_BENCH_KEYS", 3_000_000);
     let bin = repo().join("target/release/redback");
     assert!(
         bin.exists(),
@@ -498,11 +482,11 @@ fn main() {
     );
     println!(
         "peak RSS (MiB): backup {:.1} (target 64); handoff {:.1}; RESTORE pipeline {:.1}; keys {:.1}; verify {:.1}",
-        mib(rss_backup),
-        mib(rss_handoff),
-        mib(rss_pipeline),
-        mib(rss_keys),
-        mib(rss_verify)
+        kib_to_mib(rss_backup),
+        kib_to_mib(rss_handoff),
+        kib_to_mib(rss_pipeline),
+        kib_to_mib(rss_keys),
+        kib_to_mib(rss_verify)
     );
     let _ = std::fs::remove_dir_all(&base);
 }

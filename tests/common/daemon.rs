@@ -12,13 +12,7 @@ use serde_json::Value;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 /// One `redback serve` process; killed on drop.
 pub struct Daemon {

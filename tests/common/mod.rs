@@ -20,6 +20,15 @@ use redback::config::{PluginOverrides, StorageConfig};
 use redback::plugin::{LoadedPlugin, PluginHost};
 use redback::storage::{Storage, StorageError};
 
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -5,10 +5,11 @@
 //! TLS to it.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::free_port;
 
 pub struct RedisServer {
     child: Child,
@@ -41,14 +42,6 @@ pub fn compat_server(var: &str, name: &str) -> Option<String> {
         eprintln!("skipped: set {var} (scripts/compat-servers.sh {name} prints it)");
     }
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RedisServer {
